@@ -1,0 +1,67 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace hwledger {
+
+DType parse_kv_dtype(const std::string& name) {
+  if (name == "f16") return DType::F16;
+  if (name == "bf16") return DType::BF16;
+  if (name == "f32") return DType::F32;
+  fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32)", name);
+}
+
+Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
+  model_ = Model::load(model_dir, opts.load);
+  const ModelConfig& c = model_->config;
+  threads_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
+  KVLayout layout;
+  layout.n_layers = c.num_layers;
+  layout.n_kv_heads = c.num_kv_heads;
+  layout.head_dim = c.head_dim;
+  layout.block_tokens = opts.block_tokens;
+  layout.dtype = opts.kv_dtype;
+  if (layout.block_tokens <= 0 || layout.block_tokens % 16 != 0)
+    fail_input("block size {} must be a positive multiple of 16 tokens", layout.block_tokens);
+  max_context_ = opts.max_context > 0 ? opts.max_context : std::min<int64_t>(c.max_position_embeddings, 32768);
+  int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;
+  if (opts.max_kv_bytes > 0)
+    blocks = std::max<int64_t>(1, static_cast<int64_t>(opts.max_kv_bytes / layout.block_bytes()));
+  pool_ = std::make_unique<BlockPool>(layout, blocks);
+  runner_ = std::make_unique<ModelRunner>(*model_, *pool_, *threads_);
+}
+
+int32_t argmax(const float* logits, int64_t n) {
+  return static_cast<int32_t>(std::max_element(logits, logits + n) - logits);
+}
+
+std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, int64_t n,
+                                             const std::function<bool(int32_t)>& on_token) {
+  HW_CHECK(!prompt.empty(), "generate: the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) + n > max_context_)
+    fail_input("prompt of {} tokens plus {} new ones exceeds the context of {} tokens", prompt.size(), n,
+               max_context_);
+  KVSequence seq;
+  std::vector<int32_t> out;
+  std::vector<int32_t> step(prompt.begin(), prompt.end());
+  const int64_t V = config().vocab_size;
+  try {
+    for (int64_t i = 0; i < n; ++i) {
+      BatchItem item{&seq, step, BatchItem::Logits::Last};
+      const auto& logits = runner_->forward(std::span<BatchItem>(&item, 1));
+      int32_t next = argmax(logits.data(), V);
+      out.push_back(next);
+      if (on_token && !on_token(next)) break;
+      step.assign(1, next);
+    }
+  } catch (...) {
+    release_sequence(*pool_, seq);
+    throw;
+  }
+  release_sequence(*pool_, seq);
+  return out;
+}
+
+}  // namespace hwledger

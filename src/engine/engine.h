@@ -1,0 +1,56 @@
+// The engine in one object: a loaded model, the thread pool, the KV block pool and the
+// forward-pass runner. Front ends (run, verify, bench, the server) build one of these.
+#pragma once
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/model_runner.h"
+#include "kv/block_pool.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace hwledger {
+
+struct EngineOptions {
+  int threads = 0;                     // 0: one per core
+  DType kv_dtype = DType::F16;
+  int64_t block_tokens = 32;
+  uint64_t max_kv_bytes = 0;           // working-memory KV budget; 0: enough for max_context
+  int64_t max_context = 0;             // 0: the model's max_position_embeddings, capped at 32768
+  LoadOptions load;
+};
+
+// Parses "f16", "bf16", "f32" for --kv-dtype (throws InputError naming the value).
+DType parse_kv_dtype(const std::string& name);
+
+class Engine {
+ public:
+  Engine(const std::string& model_dir, const EngineOptions& opts);
+
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config; }
+  ModelRunner& runner() { return *runner_; }
+  BlockPool& pool() { return *pool_; }
+  ThreadPool& threads() { return *threads_; }
+  int64_t max_context() const { return max_context_; }
+
+  // Greedy decoding of `n` tokens after `prompt` in a fresh sequence; on_token is called
+  // with each new token as soon as it is chosen (return false to stop early).
+  std::vector<int32_t> generate_greedy(std::span<const int32_t> prompt, int64_t n,
+                                       const std::function<bool(int32_t)>& on_token = {});
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<ThreadPool> threads_;
+  std::unique_ptr<BlockPool> pool_;
+  std::unique_ptr<ModelRunner> runner_;
+  int64_t max_context_ = 0;
+};
+
+// Index of the largest value (the first one on ties, as torch.argmax).
+int32_t argmax(const float* logits, int64_t n);
+
+}  // namespace hwledger

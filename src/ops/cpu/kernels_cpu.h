@@ -1,0 +1,32 @@
+// CPU implementations behind ops/ops.h (the matmul kernels are in matmul_cpu.h). Plain
+// pointers and sizes: the entry points in ops.cpp have already validated the shapes.
+#pragma once
+#include <cstdint>
+
+#include "ops/dtype.h"
+#include "ops/paged_kv.h"
+#include "util/thread_pool.h"
+
+namespace hwledger::cpu {
+
+// x, y: [M, D]; w: [D]
+void rms_norm(const float* x, const float* w, float eps, float* y, int64_t M, int64_t D, ThreadPool& pool);
+// table: [V, H] in dtype; y: [T, H]
+void embedding(const void* table, DType dtype, int64_t H, const int32_t* ids, int64_t T, float* y);
+// x: [T, n_heads, hd]; cos, sin: [T, hd/2]
+void rope(float* x, int64_t T, int64_t n_heads, int64_t hd, const float* cos, const float* sin);
+// out[i] = silu(gate[i]) * up[i], i < n
+void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool);
+// k, v: [T, nkv*hd] for positions pos0 .. pos0+T-1
+void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const PagedKVView& kv);
+// q: [T, nh, hd]; out: [T, nh*hd]
+void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedKVView& kv,
+               float scale, int64_t window, float* out, ThreadPool& pool);
+
+// Instruction-set specific versions (ops/cpu/*_avx512.cpp); callers check has_avx512() first.
+bool has_avx512();
+void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
+void attention_task_avx512(const float* q, int64_t pos, const PagedKVView& kv, int64_t head,
+                           int64_t kv_head, float scale, int64_t window, float* scores, float* out);
+
+}  // namespace hwledger::cpu
