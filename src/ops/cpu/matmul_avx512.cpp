@@ -1,0 +1,91 @@
+// AVX-512 (F, BW, VL, DQ) matmul kernels: 16 fp32 lanes, 32 vector registers.
+// Compiled with -mavx512*; called only when simd_level() is AVX512.
+// GCC 12's AVX-512 intrinsics trip -Wuninitialized on their own _mm512_undefined_ps()
+// (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "ops/cpu/matmul_impl.h"
+
+namespace hwledger::cpu::detail {
+namespace {
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr int kLanes = 16;
+
+  static V zero() { return _mm512_setzero_ps(); }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static __mmask16 lanes_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static V load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(lanes_mask(n), p); }
+  static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void store_partial(float* p, V v, int n) { _mm512_mask_storeu_ps(p, lanes_mask(n), v); }
+  static float reduce(V v) {
+    // Fold 512 -> 128 bits with in-register shuffles (GCC 12's _mm512_reduce_add_ps warns).
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    __m128 s = _mm512_castps512_ps128(v);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+  // bf16 -> fp32 is a 16-bit shift into the high half; f16 -> fp32 is vcvtph2ps.
+  static V widen(__m256i h, DType t) {
+    if (t == DType::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+  }
+  template <DType T>
+  static V load_w(const void* w, size_t i) {
+    if constexpr (T == DType::F32) {
+      return _mm512_loadu_ps(static_cast<const float*>(w) + i);
+    } else {
+      const uint16_t* p = static_cast<const uint16_t*>(w) + i;
+      return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), T);
+    }
+  }
+  template <DType T>
+  static V load_w_partial(const void* w, size_t i, int n) {
+    if constexpr (T == DType::F32) {
+      return _mm512_maskz_loadu_ps(lanes_mask(n), static_cast<const float*>(w) + i);
+    } else {
+      const uint16_t* p = static_cast<const uint16_t*>(w) + i;
+      return widen(_mm256_maskz_loadu_epi16(lanes_mask(n), p), T);
+    }
+  }
+  template <DType T>
+  static float load_w1(const void* w, size_t i) {
+    if constexpr (T == DType::F32) {
+      return static_cast<const float*>(w)[i];
+    } else if constexpr (T == DType::F16) {
+      return _cvtsh_ss(static_cast<const uint16_t*>(w)[i]);
+    } else {
+      uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(w)[i]) << 16;
+      float f;
+      __builtin_memcpy(&f, &bits, 4);
+      return f;
+    }
+  }
+
+  // Decode: up to 8 activation rows per pass over w; rows of w per block so that the
+  // accumulators (R * MB) plus activations and weights fit the 32 registers.
+  static constexpr int kGemvMaxMB = 8;
+  static constexpr int gemv_rows(int mb) {
+    return mb == 1 ? 8 : mb == 2 ? 6 : mb == 3 ? 5 : mb <= 5 ? 4 : mb <= 7 ? 3 : 2;
+  }
+  static constexpr int kPrefetchBytes = 0;
+  // Prefill: 14 x 32 tile = 28 accumulators + 2 weight vectors (+ broadcasts from memory).
+  static constexpr int kMR = 14, kNV = 2, kKC = 256, kNC = 256;
+};
+
+}  // namespace
+
+const MatmulKernels kMatmulAvx512 = make_kernels<Avx512>("avx512", 8);
+
+}  // namespace hwledger::cpu::detail
