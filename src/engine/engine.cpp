@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "util/error.h"
 
@@ -38,7 +39,8 @@ int32_t argmax(const float* logits, int64_t n) {
 }
 
 std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, int64_t n,
-                                             const std::function<bool(int32_t)>& on_token) {
+                                             const std::function<bool(int32_t)>& on_token,
+                                             std::span<const int32_t> suppress) {
   HW_CHECK(!prompt.empty(), "generate: the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) + n > max_context_)
     fail_input("prompt of {} tokens plus {} new ones exceeds the context of {} tokens", prompt.size(), n,
@@ -50,7 +52,9 @@ std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, in
   try {
     for (int64_t i = 0; i < n; ++i) {
       BatchItem item{&seq, step, BatchItem::Logits::Last};
-      const auto& logits = runner_->forward(std::span<BatchItem>(&item, 1));
+      std::vector<float>& logits = runner_->forward(std::span<BatchItem>(&item, 1));
+      for (int32_t id : suppress)
+        if (id >= 0 && id < V) logits[id] = -INFINITY;
       int32_t next = argmax(logits.data(), V);
       out.push_back(next);
       if (on_token && !on_token(next)) break;

@@ -38,9 +38,11 @@ class Engine {
   int64_t max_context() const { return max_context_; }
 
   // Greedy decoding of `n` tokens after `prompt` in a fresh sequence; on_token is called
-  // with each new token as soon as it is chosen (return false to stop early).
+  // with each new token as soon as it is chosen (return false to stop early). Tokens in
+  // `suppress` are never chosen (transformers' min_new_tokens does this to EOS).
   std::vector<int32_t> generate_greedy(std::span<const int32_t> prompt, int64_t n,
-                                       const std::function<bool(int32_t)>& on_token = {});
+                                       const std::function<bool(int32_t)>& on_token = {},
+                                       std::span<const int32_t> suppress = {});
 
  private:
   std::unique_ptr<Model> model_;

@@ -40,7 +40,7 @@ void ModelRunner::ensure_workspace(int64_t T) {
   capacity_ = T;
 }
 
-const std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const LayerHook& hook) {
+std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const LayerHook& hook) {
   const ModelConfig& c = model_.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;

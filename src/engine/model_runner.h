@@ -30,8 +30,9 @@ class ModelRunner {
   ModelRunner(const Model& model, BlockPool& pool, ThreadPool& threads);
 
   // Runs the batch. Returns logits f32 [rows, V]: for each item in order, its last token's
-  // row (Logits::Last) or one row per token (Logits::All).
-  const std::vector<float>& forward(std::span<BatchItem> batch, const LayerHook& hook = {});
+  // row (Logits::Last) or one row per token (Logits::All). The caller may modify them
+  // (samplers mask and penalise in place); they live until the next forward().
+  std::vector<float>& forward(std::span<BatchItem> batch, const LayerHook& hook = {});
 
   const Model& model() const { return model_; }
   BlockPool& pool() { return pool_; }

@@ -86,7 +86,9 @@ std::vector<VerifyCase> verify_reference(Engine& engine, const std::string& refe
   if (ref.contains("gen_prompt") && ref.contains("gen_greedy")) {
     std::vector<int32_t> prompt = read_ids(ref, "gen_prompt");
     std::vector<int32_t> expected = read_ids(ref, "gen_greedy");
-    std::vector<int32_t> got = engine.generate_greedy(prompt, static_cast<int64_t>(expected.size()));
+    // make_reference.py generates with min_new_tokens = N, which masks EOS at every step.
+    std::vector<int32_t> got = engine.generate_greedy(prompt, static_cast<int64_t>(expected.size()), {},
+                                                      c.eos_token_ids);
     VerifyCase g{"gen_greedy"};
     size_t first_diff = expected.size();
     for (size_t i = 0; i < expected.size(); ++i)
