@@ -1,0 +1,307 @@
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <queue>
+
+#include "tokenizer/byte_level.h"
+#include "tokenizer/utf8.h"
+#include "util/error.h"
+
+namespace hwledger::tokenizer {
+
+// Bounded cache of pre-token -> ids: direct-mapped slots of fixed size (no allocation after
+// construction), split into shards that each have their own lock, so encodes running on many
+// threads rarely wait for each other. A slot is simply overwritten when another word hashes
+// to it.
+class WordCache {
+ public:
+  static constexpr size_t kMaxWordBytes = 54;
+  static constexpr size_t kMaxIds = 16;
+
+  WordCache() : shards_(std::make_unique<Shard[]>(kShards)) {}
+
+  bool lookup(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
+    Shard& shard = shards_[hash & (kShards - 1)];
+    const Entry& entry = shard.slots[(hash >> 16) & (kSlotsPerShard - 1)];
+    int32_t ids[kMaxIds];
+    size_t count;
+    {
+      std::lock_guard<std::mutex> lock(shard.mutex);
+      if (entry.hash != hash || entry.word_len != word.size() ||
+          std::memcmp(entry.word, word.data(), word.size()) != 0)
+        return false;
+      count = entry.id_count;
+      std::memcpy(ids, entry.ids, count * sizeof(int32_t));
+    }
+    out.insert(out.end(), ids, ids + count);
+    return true;
+  }
+
+  void insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t count) {
+    if (word.size() > kMaxWordBytes || count > kMaxIds) return;
+    Shard& shard = shards_[hash & (kShards - 1)];
+    Entry& entry = shard.slots[(hash >> 16) & (kSlotsPerShard - 1)];
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    entry.hash = hash;
+    entry.word_len = uint8_t(word.size());
+    entry.id_count = uint8_t(count);
+    std::memcpy(entry.word, word.data(), word.size());
+    std::memcpy(entry.ids, ids, count * sizeof(int32_t));
+  }
+
+ private:
+  static constexpr size_t kShards = 64;
+  static constexpr size_t kSlotsPerShard = 512;  // 64 * 512 entries of 128 bytes: 4 MiB
+  struct Entry {
+    uint64_t hash = 0;
+    uint8_t word_len = 0xFF;  // never matches: words are at most kMaxWordBytes long
+    uint8_t id_count = 0;
+    char word[kMaxWordBytes];
+    int32_t ids[kMaxIds];
+  };
+  static_assert(sizeof(Entry) == 128);
+  struct Shard {
+    std::mutex mutex;
+    Entry slots[kSlotsPerShard];
+  };
+  std::unique_ptr<Shard[]> shards_;
+};
+
+namespace {
+
+constexpr size_t kMaxVocabId = size_t(1) << 24;
+// Pre-tokens with at most this many symbols are merged with plain arrays.
+constexpr size_t kSmallWord = 48;
+
+}  // namespace
+
+BpeModel::~BpeModel() = default;
+BpeModel::BpeModel(BpeModel&&) noexcept = default;
+BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
+
+BpeModel::BpeModel(BpeSource source, bool byte_level, const std::string& origin)
+    : byte_level_(byte_level),
+      byte_fallback_(source.byte_fallback),
+      fuse_unk_(source.fuse_unk),
+      ignore_merges_(source.ignore_merges),
+      prefix_(std::move(source.continuing_subword_prefix)),
+      suffix_(std::move(source.end_of_word_suffix)),
+      cache_(std::make_unique<WordCache>()) {
+  if (byte_level_ && (!prefix_.empty() || !suffix_.empty()))
+    fail_input("{}: unsupported BPE with ByteLevel and continuing_subword_prefix '{}' / "
+               "end_of_word_suffix '{}'",
+               origin, prefix_, suffix_);
+  // Vocabulary.
+  size_t limit = 0, total_bytes = 0;
+  for (const auto& [token, id] : source.vocab) {
+    if (id < 0 || size_t(id) >= kMaxVocabId)
+      fail_input("{}: model.vocab: token '{}' has id {} (must be in [0, {}))", origin, token, id,
+                 kMaxVocabId);
+    limit = std::max(limit, size_t(id) + 1);
+    total_bytes += token.size();
+  }
+  tokens_.assign(limit, std::string());
+  present_.assign(limit, false);
+  vocab_.reserve(source.vocab.size(), total_bytes);
+  if (byte_level_) raw_vocab_.reserve(source.vocab.size(), total_bytes);
+  std::string raw;
+  for (auto& [token, id] : source.vocab) {
+    vocab_.insert(token, id);
+    if (byte_level_ && byte_level::decode_token(token, raw)) raw_vocab_.insert(raw, id);
+    tokens_[size_t(id)] = std::move(token);
+    present_[size_t(id)] = true;
+  }
+  // Initial symbols.
+  const auto& chars = byte_level::byte_chars();
+  for (int b = 0; b < 256; ++b) {
+    byte_ids_[b] = byte_level_ ? vocab_.find(chars[size_t(b)]) : -1;
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    fallback_ids_[b] = byte_fallback_ ? vocab_.find(name) : -1;
+  }
+  if (source.unk_token) unk_id_ = vocab_.find(*source.unk_token);
+  // Merges: rank = position in the list.
+  merges_.reserve(source.merges.size());
+  std::string merged;
+  for (size_t rank = 0; rank < source.merges.size(); ++rank) {
+    const auto& [left, right] = source.merges[rank];
+    int32_t left_id = vocab_.find(left), right_id = vocab_.find(right);
+    merged.assign(left);
+    merged.append(std::string_view(right).substr(std::min(prefix_.size(), right.size())));
+    int32_t merged_id = vocab_.find(merged);
+    if (left_id < 0 || right_id < 0 || merged_id < 0) {
+      std::string_view missing = left_id < 0 ? left : right_id < 0 ? right : merged;
+      fail_input("{}: model.merges[{}] ('{}' '{}'): token '{}' is not in the vocabulary", origin,
+                 rank, left, right, missing);
+    }
+    merges_.insert(left_id, right_id, {uint32_t(rank), merged_id});
+  }
+  merge_count_ = source.merges.size();
+}
+
+void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& symbols) const {
+  symbols.clear();
+  bool last_was_unk = false;
+  auto unknown = [&](std::string_view bytes) {
+    if (byte_fallback_) {
+      bool all = true;
+      for (char c : bytes) all &= fallback_ids_[uint8_t(c)] >= 0;
+      if (all) {
+        for (char c : bytes) symbols.push_back(fallback_ids_[uint8_t(c)]);
+        last_was_unk = false;
+        return;
+      }
+    }
+    if (unk_id_ < 0) return;  // no unk token: the character is dropped, as in `tokenizers`
+    if (!(fuse_unk_ && last_was_unk)) symbols.push_back(unk_id_);
+    last_was_unk = true;
+  };
+  if (byte_level_) {
+    for (char c : word) {
+      int32_t id = byte_ids_[uint8_t(c)];
+      if (id >= 0) {
+        symbols.push_back(id);
+        last_was_unk = false;
+      } else {
+        unknown(std::string_view(&c, 1));
+      }
+    }
+    return;
+  }
+  std::string with_affixes;
+  size_t pos = 0;
+  while (pos < word.size()) {
+    size_t start = pos;
+    int len = utf8::sequence_length(uint8_t(word[pos]));
+    pos += size_t(len > 0 ? len : 1);
+    if (pos > word.size()) pos = word.size();
+    std::string_view ch = word.substr(start, pos - start);
+    std::string_view key = ch;
+    if ((!prefix_.empty() && start > 0) || (!suffix_.empty() && pos == word.size())) {
+      with_affixes.clear();
+      if (start > 0) with_affixes.append(prefix_);
+      with_affixes.append(ch);
+      if (pos == word.size()) with_affixes.append(suffix_);
+      key = with_affixes;
+    }
+    int32_t id = vocab_.find(key);
+    if (id >= 0) {
+      symbols.push_back(id);
+      last_was_unk = false;
+    } else {
+      unknown(ch);
+    }
+  }
+}
+
+void BpeModel::merge_small(BpeScratch& s) const {
+  auto& sym = s.symbols;
+  auto& ranks = s.ranks;
+  auto& merged = s.merged;
+  size_t n = sym.size();
+  ranks.resize(n - 1);
+  merged.resize(n - 1);
+  auto score = [&](size_t i) {
+    const MergeTable::Merge* m = merges_.find(sym[i], sym[i + 1]);
+    ranks[i] = m ? m->rank : MergeTable::kNoRank;
+    merged[i] = m ? m->merged_id : -1;
+  };
+  for (size_t i = 0; i + 1 < n; ++i) score(i);
+  while (n > 1) {
+    size_t best = 0;
+    uint32_t best_rank = ranks[0];
+    for (size_t i = 1; i + 1 < n; ++i) {
+      if (ranks[i] < best_rank) {
+        best_rank = ranks[i];
+        best = i;
+      }
+    }
+    if (best_rank == MergeTable::kNoRank) break;
+    sym[best] = merged[best];
+    sym.erase(sym.begin() + long(best) + 1);
+    ranks.erase(ranks.begin() + long(best));
+    merged.erase(merged.begin() + long(best));
+    --n;
+    if (best + 1 < n) score(best);
+    if (best > 0) score(best - 1);
+  }
+}
+
+void BpeModel::merge_large(BpeScratch& s) const {
+  auto& sym = s.symbols;
+  const int32_t n = int32_t(sym.size());
+  auto& prev = s.prev;
+  auto& next = s.next;
+  prev.resize(size_t(n));
+  next.resize(size_t(n));
+  for (int32_t i = 0; i < n; ++i) {
+    prev[size_t(i)] = i - 1;
+    next[size_t(i)] = i + 1 < n ? i + 1 : -1;
+  }
+  // (rank << 32 | position): the smallest is the lowest rank, leftmost among equals.
+  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<>> queue;
+  auto push = [&](int32_t pos) {
+    uint32_t rank = merges_.rank(sym[size_t(pos)], sym[size_t(next[size_t(pos)])]);
+    if (rank != MergeTable::kNoRank) queue.push((uint64_t(rank) << 32) | uint32_t(pos));
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  while (!queue.empty()) {
+    uint64_t top = queue.top();
+    queue.pop();
+    auto pos = int32_t(top & 0xFFFFFFFF);
+    auto rank = uint32_t(top >> 32);
+    if (sym[size_t(pos)] < 0) continue;  // merged into its left neighbour meanwhile
+    int32_t right = next[size_t(pos)];
+    if (right < 0) continue;
+    const MergeTable::Merge* m = merges_.find(sym[size_t(pos)], sym[size_t(right)]);
+    if (m == nullptr || m->rank != rank) continue;  // stale: the pair changed
+    sym[size_t(pos)] = m->merged_id;
+    sym[size_t(right)] = -1;
+    int32_t after = next[size_t(right)];
+    next[size_t(pos)] = after;
+    if (after >= 0) prev[size_t(after)] = pos;
+    if (prev[size_t(pos)] >= 0) push(prev[size_t(pos)]);
+    if (after >= 0) push(pos);
+  }
+  size_t out = 0;
+  for (int32_t i = 0; i >= 0; i = next[size_t(i)]) sym[out++] = sym[size_t(i)];
+  sym.resize(out);
+}
+
+void BpeModel::merge(BpeScratch& scratch) const {
+  if (scratch.symbols.size() < 2) return;
+  if (scratch.symbols.size() <= kSmallWord) merge_small(scratch);
+  else merge_large(scratch);
+}
+
+void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out,
+                        BpeScratch& scratch) const {
+  if (word.empty()) return;
+  if (byte_level_ && word.size() == 1 && byte_ids_[uint8_t(word[0])] >= 0) {
+    out.push_back(byte_ids_[uint8_t(word[0])]);
+    return;
+  }
+  if (ignore_merges_) {
+    // A pre-token that is itself in the vocabulary is emitted whole.
+    int32_t id = byte_level_ ? raw_vocab_.find(word) : vocab_.find(word);
+    if (id >= 0) {
+      out.push_back(id);
+      return;
+    }
+  }
+  bool cacheable = word.size() <= WordCache::kMaxWordBytes;
+  uint64_t hash = 0;
+  if (cacheable) {
+    hash = hash_bytes(word);
+    if (cache_->lookup(word, hash, out)) return;
+  }
+  initial_symbols(word, scratch.symbols);
+  merge(scratch);
+  out.insert(out.end(), scratch.symbols.begin(), scratch.symbols.end());
+  if (cacheable) cache_->insert(word, hash, scratch.symbols.data(), scratch.symbols.size());
+}
+
+}  // namespace hwledger::tokenizer

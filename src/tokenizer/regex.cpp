@@ -1,0 +1,70 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "tokenizer/regex.h"
+
+#include <pcre2.h>
+
+#include "util/error.h"
+
+namespace hwledger::tokenizer {
+
+struct Regex::Code {
+  pcre2_code* code = nullptr;
+  bool jit = false;
+  ~Code() { pcre2_code_free(code); }
+};
+
+namespace {
+
+// Match data holds only the overall match (our patterns use no capture groups that matter);
+// one per thread, so concurrent encodes share the compiled pattern and nothing else.
+pcre2_match_data* thread_match_data() {
+  struct Holder {
+    pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+    ~Holder() { pcre2_match_data_free(data); }
+  };
+  thread_local Holder holder;
+  return holder.data;
+}
+
+}  // namespace
+
+Regex::Regex(std::string_view pattern, const std::string& what, bool literal)
+    : pattern_(pattern) {
+  int error_code = 0;
+  PCRE2_SIZE error_offset = 0;
+  uint32_t options = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   options, &error_code, &error_offset, nullptr);
+  if (code == nullptr) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(error_code, message, sizeof(message));
+    fail_input("{}: bad regex '{}': {} at offset {}", what, pattern,
+               reinterpret_cast<const char*>(message), error_offset);
+  }
+  auto holder = std::make_shared<Code>();
+  holder->code = code;
+  holder->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+  code_ = std::move(holder);
+}
+
+bool Regex::find(std::string_view subject, size_t start, size_t& begin, size_t& end) const {
+  pcre2_match_data* match = thread_match_data();
+  auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
+  int rc = code_->jit ? pcre2_jit_match(code_->code, text, subject.size(), start, 0, match, nullptr)
+                      : pcre2_match(code_->code, text, subject.size(), start, PCRE2_NO_UTF_CHECK,
+                                    match, nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  // rc == 0 means the ovector had no room for the groups; the overall match is still there.
+  if (rc < 0) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(rc, message, sizeof(message));
+    fail_input("regex '{}' failed on a {}-byte text: {}", pattern_, subject.size(),
+               reinterpret_cast<const char*>(message));
+  }
+  const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
+  begin = ovector[0];
+  end = ovector[1];
+  return true;
+}
+
+}  // namespace hwledger::tokenizer
