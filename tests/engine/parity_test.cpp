@@ -28,8 +28,8 @@ TEST_P(GoldenParity, MatchesTransformersWithFp32KV) {
   EXPECT_TRUE(has_long && has_gen) << "reference lacks cases";
 }
 
-// A 16-bit KV cache rounds keys and values; the logits stay within 1e-3 of the fp32
-// reference by a bounded amount: measured worst cases are 1.6e-3 (f16) and 1.3e-2 (bf16, 8
+// A 16-bit KV cache rounds keys and values; the logits stay close to the fp32
+// reference: measured worst cases are 1.6e-3 (f16) and 1.3e-2 (bf16, 8
 // mantissa bits) on llama3-scaled-long at 1024 tokens; see docs/benchmarks.md.
 TEST_P(GoldenParity, SixteenBitKVStaysClose) {
   for (DType kv : {DType::F16, DType::BF16}) {

@@ -1,23 +1,15 @@
 #include "ops/cpu/kernels_cpu.h"
 
+#include "ops/cpu/simd.h"
+
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
 
 namespace hwledger::cpu {
 
-bool has_avx512() {
-  static const bool yes = [] {
-    const char* force = std::getenv("HWLEDGER_SIMD");
-    if (force && std::strcmp(force, "avx512") != 0) return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  }();
-  return yes;
-}
+bool has_avx512() { return simd_level() == SimdLevel::AVX512; }
 
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t M, int64_t D, ThreadPool& pool) {
   auto rows = [&](size_t m0, size_t m1) {

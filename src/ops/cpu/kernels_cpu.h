@@ -23,7 +23,8 @@ void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const Pag
 void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedKVView& kv,
                float scale, int64_t window, float* out, ThreadPool& pool);
 
-// Instruction-set specific versions (ops/cpu/*_avx512.cpp); callers check has_avx512() first.
+// Instruction-set specific versions (ops/cpu/*_avx512.cpp); callers check has_avx512() first
+// (the level in effect per ops/cpu/simd.h, so HWLEDGER_SIMD and tests can lower it).
 bool has_avx512();
 void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
 void attention_task_avx512(const float* q, int64_t pos, const PagedKVView& kv, int64_t head,
