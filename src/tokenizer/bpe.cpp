@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <cstring>
 #include <mutex>
-#include <queue>
+#include <functional>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -21,15 +23,24 @@ class WordCache {
   static constexpr size_t kMaxWordBytes = 54;
   static constexpr size_t kMaxIds = 16;
 
-  WordCache() : shards_(std::make_unique<Shard[]>(kShards)) {}
+  // Zeroed memory is a valid empty cache (no word hashes to 0 with length 0 and is looked
+  // up), and calloc's fresh pages cost nothing until a slot is first used.
+  WordCache()
+      : locks_(std::make_unique<std::mutex[]>(kShards)),
+        entries_(static_cast<Entry*>(std::calloc(kShards * kSlotsPerShard, sizeof(Entry)))) {
+    if (entries_ == nullptr) throw std::bad_alloc();
+  }
+  ~WordCache() { std::free(entries_); }
+  WordCache(const WordCache&) = delete;
+  WordCache& operator=(const WordCache&) = delete;
 
   bool lookup(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
-    Shard& shard = shards_[hash & (kShards - 1)];
-    const Entry& entry = shard.slots[(hash >> 16) & (kSlotsPerShard - 1)];
+    size_t shard = hash & (kShards - 1);
+    const Entry& entry = entries_[shard * kSlotsPerShard + ((hash >> 16) & (kSlotsPerShard - 1))];
     int32_t ids[kMaxIds];
     size_t count;
     {
-      std::lock_guard<std::mutex> lock(shard.mutex);
+      std::lock_guard<std::mutex> lock(locks_[shard]);
       if (entry.hash != hash || entry.word_len != word.size() ||
           std::memcmp(entry.word, word.data(), word.size()) != 0)
         return false;
@@ -42,9 +53,9 @@ class WordCache {
 
   void insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t count) {
     if (word.size() > kMaxWordBytes || count > kMaxIds) return;
-    Shard& shard = shards_[hash & (kShards - 1)];
-    Entry& entry = shard.slots[(hash >> 16) & (kSlotsPerShard - 1)];
-    std::lock_guard<std::mutex> lock(shard.mutex);
+    size_t shard = hash & (kShards - 1);
+    Entry& entry = entries_[shard * kSlotsPerShard + ((hash >> 16) & (kSlotsPerShard - 1))];
+    std::lock_guard<std::mutex> lock(locks_[shard]);
     entry.hash = hash;
     entry.word_len = uint8_t(word.size());
     entry.id_count = uint8_t(count);
@@ -56,25 +67,33 @@ class WordCache {
   static constexpr size_t kShards = 64;
   static constexpr size_t kSlotsPerShard = 512;  // 64 * 512 entries of 128 bytes: 4 MiB
   struct Entry {
-    uint64_t hash = 0;
-    uint8_t word_len = 0xFF;  // never matches: words are at most kMaxWordBytes long
-    uint8_t id_count = 0;
+    uint64_t hash;
+    uint8_t word_len;
+    uint8_t id_count;
     char word[kMaxWordBytes];
     int32_t ids[kMaxIds];
   };
   static_assert(sizeof(Entry) == 128);
-  struct Shard {
-    std::mutex mutex;
-    Entry slots[kSlotsPerShard];
-  };
-  std::unique_ptr<Shard[]> shards_;
+  std::unique_ptr<std::mutex[]> locks_;  // [kShards]
+  Entry* entries_;                       // [kShards * kSlotsPerShard], calloc'ed
 };
 
 namespace {
 
 constexpr size_t kMaxVocabId = size_t(1) << 24;
+constexpr std::string_view kMetaspace = "\u2581";
+
+// True when `token` has U+2581 right after a character that is not U+2581.
+bool has_inner_metaspace(std::string_view token) {
+  for (size_t hit = token.find(kMetaspace, 1); hit != std::string_view::npos;
+       hit = token.find(kMetaspace, hit + 1)) {
+    if (hit < kMetaspace.size() || token.substr(hit - kMetaspace.size(), kMetaspace.size()) != kMetaspace)
+      return true;
+  }
+  return false;
+}
 // Pre-tokens with at most this many symbols are merged with plain arrays.
-constexpr size_t kSmallWord = 48;
+constexpr size_t kSmallWord = 64;
 
 }  // namespace
 
@@ -106,13 +125,20 @@ BpeModel::BpeModel(BpeSource source, bool byte_level, const std::string& origin)
   tokens_.assign(limit, std::string());
   present_.assign(limit, false);
   vocab_.reserve(source.vocab.size(), total_bytes);
-  if (byte_level_) raw_vocab_.reserve(source.vocab.size(), total_bytes);
+  // Raw-byte keys are only looked up for ignore_merges.
+  bool raw_keys = byte_level_ && ignore_merges_;
+  if (raw_keys) raw_vocab_.reserve(source.vocab.size(), total_bytes);
   std::string raw;
   for (auto& [token, id] : source.vocab) {
     vocab_.insert(token, id);
-    if (byte_level_ && byte_level::decode_token(token, raw)) raw_vocab_.insert(raw, id);
+    if (raw_keys && byte_level::decode_token(token, raw)) raw_vocab_.insert(raw, id);
     tokens_[size_t(id)] = std::move(token);
     present_[size_t(id)] = true;
+  }
+  if (!byte_level_ && prefix_.empty() && suffix_.empty() && vocab_.find(kMetaspace) >= 0) {
+    split_on_metaspace_ = true;
+    for (size_t id = 0; id < tokens_.size() && split_on_metaspace_; ++id)
+      if (present_[id] && has_inner_metaspace(tokens_[id])) split_on_metaspace_ = false;
   }
   // Initial symbols.
   const auto& chars = byte_level::byte_chars();
@@ -242,15 +268,23 @@ void BpeModel::merge_large(BpeScratch& s) const {
     next[size_t(i)] = i + 1 < n ? i + 1 : -1;
   }
   // (rank << 32 | position): the smallest is the lowest rank, leftmost among equals.
-  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<>> queue;
+  auto& heap = s.heap;  // min-heap
+  heap.clear();
   auto push = [&](int32_t pos) {
     uint32_t rank = merges_.rank(sym[size_t(pos)], sym[size_t(next[size_t(pos)])]);
-    if (rank != MergeTable::kNoRank) queue.push((uint64_t(rank) << 32) | uint32_t(pos));
+    if (rank == MergeTable::kNoRank) return;
+    heap.push_back((uint64_t(rank) << 32) | uint32_t(pos));
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
-  while (!queue.empty()) {
-    uint64_t top = queue.top();
-    queue.pop();
+  for (int32_t i = 0; i + 1 < n; ++i) {
+    uint32_t rank = merges_.rank(sym[size_t(i)], sym[size_t(i) + 1]);
+    if (rank != MergeTable::kNoRank) heap.push_back((uint64_t(rank) << 32) | uint32_t(i));
+  }
+  std::make_heap(heap.begin(), heap.end(), std::greater<>());
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    uint64_t top = heap.back();
+    heap.pop_back();
     auto pos = int32_t(top & 0xFFFFFFFF);
     auto rank = uint32_t(top >> 32);
     if (sym[size_t(pos)] < 0) continue;  // merged into its left neighbour meanwhile
@@ -279,6 +313,24 @@ void BpeModel::merge(BpeScratch& scratch) const {
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out,
                         BpeScratch& scratch) const {
+  if (!split_on_metaspace_) {
+    tokenize_chunk(word, out, scratch);
+    return;
+  }
+  size_t start = 0;
+  for (size_t hit = word.find(kMetaspace, 1); hit != std::string_view::npos;
+       hit = word.find(kMetaspace, hit + 1)) {
+    bool after_metaspace =
+        hit >= kMetaspace.size() && word.substr(hit - kMetaspace.size(), kMetaspace.size()) == kMetaspace;
+    if (after_metaspace) continue;
+    tokenize_chunk(word.substr(start, hit - start), out, scratch);
+    start = hit;
+  }
+  tokenize_chunk(word.substr(start), out, scratch);
+}
+
+void BpeModel::tokenize_chunk(std::string_view word, std::vector<int32_t>& out,
+                              BpeScratch& scratch) const {
   if (word.empty()) return;
   if (byte_level_ && word.size() == 1 && byte_ids_[uint8_t(word[0])] >= 0) {
     out.push_back(byte_ids_[uint8_t(word[0])]);

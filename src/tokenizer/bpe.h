@@ -36,6 +36,7 @@ struct BpeScratch {
   std::vector<uint32_t> ranks;
   std::vector<int32_t> merged;
   std::vector<int32_t> prev, next;
+  std::vector<uint64_t> heap;
   std::string text;
 };
 
@@ -52,6 +53,8 @@ class BpeModel {
 
   // Appends the ids of one pre-token.
   void tokenize(std::string_view word, std::vector<int32_t>& out, BpeScratch& scratch) const;
+  // Whether pre-tokens are cut before each U+2581 (see split_on_metaspace_).
+  bool splits_on_metaspace() const { return split_on_metaspace_; }
 
   int32_t token_to_id(std::string_view token) const { return vocab_.find(token); }
   // Model vocabulary: ids [0, id_limit()), with holes where no token has that id.
@@ -64,6 +67,7 @@ class BpeModel {
   size_t merge_count() const { return merge_count_; }
 
  private:
+  void tokenize_chunk(std::string_view word, std::vector<int32_t>& out, BpeScratch& scratch) const;
   void initial_symbols(std::string_view word, std::vector<int32_t>& symbols) const;
   void merge(BpeScratch& scratch) const;
   void merge_small(BpeScratch& scratch) const;
@@ -83,6 +87,11 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
   std::string prefix_, suffix_;
+  // SentencePiece-style models run BPE on whole texts (no pre-tokenizer). When no token has
+  // U+2581 after another character, no merge can join across the start of a "▁word", so
+  // cutting the text there gives the same ids, and turns one huge word into many short,
+  // cacheable ones. Checked on the vocabulary at load.
+  bool split_on_metaspace_ = false;
   std::unique_ptr<WordCache> cache_;
 };
 

@@ -84,6 +84,68 @@ SELECT name, count(*) FROM users WHERE active = 1 GROUP BY name ORDER BY count(*
 The system prompt says: you are a helpful assistant. The user says: hello. The assistant says:
 hello, how can I help you today? The user says: tell me a joke. The assistant says: why did the
 chicken cross the road? To get to the other side. The user says: that is an old one.
+
+A tokenizer splits text into pieces that a model can count. Common words become one piece,
+rare words are spelled out from smaller pieces, and any byte at all can still be written, so
+no input is ever refused. Numbers are split into single digits, spaces stay attached to the
+word that follows them, and punctuation keeps to itself.
+The scheduler decides which request runs next. Short requests should not wait behind long
+ones, so prefill is cut into chunks and decode steps of many users are batched together.
+When memory runs low, the least recently used blocks move from working memory to the RAM
+tier, then to the disk, and come back when a prompt needs them again. Every block carries a
+checksum; a block that fails the check is dropped and computed again, never served.
+Monday, Tuesday, Wednesday, Thursday, Friday, Saturday and Sunday. January, February, March,
+April, May, June, July, August, September, October, November, December. North, south, east,
+west. Red, green, blue, yellow, black, white. One, two, three, four, five, six, seven, eight.
+import json
+import sys
+from pathlib import Path
+
+def load_config(path: Path) -> dict:
+    with open(path, "r", encoding="utf-8") as handle:
+        config = json.load(handle)
+    if "hidden_size" not in config:
+        raise ValueError(f"{path}: missing hidden_size")
+    return config
+
+async def handle_request(request):
+    body = await request.json()
+    prompt = body.get("prompt", "")
+    tokens = tokenizer.encode(prompt)
+    result = await engine.generate(tokens, max_tokens=body.get("max_tokens", 128))
+    return {"text": tokenizer.decode(result), "usage": {"prompt_tokens": len(tokens)}}
+
+template <typename T>
+T clamp(T value, T low, T high) {
+  return value < low ? low : (value > high ? high : value);
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string result;
+  for (const auto& part : parts) {
+    if (!result.empty()) result += separator;
+    result += part;
+  }
+  return result;
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    println!("hello from {}", args[0]);
+}
+
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { "Content-Type": "application/json" });
+  res.end(JSON.stringify({ status: "ok", uptime: process.uptime() }));
+});
+
+$ git commit -m "Fix the cache eviction order" && git push origin main
+$ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build -j8
+| name | value |
+|------|-------|
+| layers | 32 |
+| heads | 32 |
+| hidden | 4096 |
 )corpus";
 
 // Qwen2's pre-tokenizer pattern: contractions, letters, single digits, punctuation, spaces.

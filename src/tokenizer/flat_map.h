@@ -45,7 +45,7 @@ class MergeTable {
 
   void reserve(size_t count) {
     size_t capacity = 16;
-    while (capacity < count * 2) capacity <<= 1;
+    while (capacity < count + count / 2) capacity <<= 1;
     slots_.assign(capacity, Slot{kEmpty, {kNoRank, -1}});
     mask_ = capacity - 1;
   }
@@ -85,29 +85,34 @@ class MergeTable {
   size_t mask_ = 0;
 };
 
-// Byte string -> id. Keys live in one arena; slots hold (hash, offset, length, id).
+// Byte string -> id. Keys live in one arena; a slot is 16 bytes (part of the hash, offset,
+// length, id) and the table is kept at most ~2/3 full.
 class StringIdTable {
  public:
   void reserve(size_t count, size_t total_bytes) {
     size_t capacity = 16;
-    while (capacity < count * 2) capacity <<= 1;
+    while (capacity < count + count / 2) capacity <<= 1;
     slots_.assign(capacity, Slot{});
     mask_ = capacity - 1;
     arena_.reserve(total_bytes);
   }
-  // Returns false (and keeps the old id) when the key is already there.
-  bool insert(std::string_view key, int32_t id) {
-    if (size_ * 2 >= slots_.size()) grow();
+  // Adds key -> id; a key that is already there gets the new id (the last entry wins, as
+  // when `tokenizers` reads a JSON object with a repeated key).
+  void insert(std::string_view key, int32_t id) {
+    if ((size_ + 1) * 3 > slots_.size() * 2) grow();
     uint64_t h = hash_bytes(key);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& slot = slots_[i];
       if (slot.id < 0) {
-        slot = Slot{h, uint32_t(arena_.size()), uint32_t(key.size()), id};
+        slot = Slot{uint32_t(h >> 32), uint32_t(arena_.size()), uint32_t(key.size()), id};
         arena_.append(key);
         ++size_;
-        return true;
+        return;
       }
-      if (slot.hash == h && key_of(slot) == key) return false;
+      if (slot.hash == uint32_t(h >> 32) && key_of(slot) == key) {
+        slot.id = id;
+        return;
+      }
     }
   }
   int32_t find(std::string_view key) const {
@@ -116,14 +121,14 @@ class StringIdTable {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& slot = slots_[i];
       if (slot.id < 0) return -1;
-      if (slot.hash == h && key_of(slot) == key) return slot.id;
+      if (slot.hash == uint32_t(h >> 32) && key_of(slot) == key) return slot.id;
     }
   }
   size_t size() const { return size_; }
 
  private:
   struct Slot {
-    uint64_t hash = 0;
+    uint32_t hash = 0;  // high half of the 64-bit hash (the low half picks the slot)
     uint32_t offset = 0, length = 0;
     int32_t id = -1;
   };
@@ -137,12 +142,12 @@ class StringIdTable {
     mask_ = capacity - 1;
     for (const Slot& slot : old) {
       if (slot.id < 0) continue;
-      size_t i = slot.hash & mask_;
+      size_t i = hash_bytes(key_of(slot)) & mask_;
       while (slots_[i].id >= 0) i = (i + 1) & mask_;
       slots_[i] = slot;
     }
   }
-  std::vector<Slot> slots_;
+  std::vector<Slot> slots_;  // [capacity], capacity a power of two
   size_t mask_ = 0;
   size_t size_ = 0;
   std::string arena_;

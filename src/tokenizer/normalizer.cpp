@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -91,6 +92,13 @@ class NfcNormalizer final : public Normalizer {
     size_t pos = 0, last_inert = 0;
     bool all_inert = true;
     while (pos < in.size()) {
+      // ASCII is inert: skip it eight bytes at a time.
+      uint64_t word;
+      if (pos + 8 <= in.size() && (std::memcpy(&word, in.data() + pos, 8), (word & 0x8080808080808080ull) == 0)) {
+        pos += 8;
+        last_inert = pos - 1;
+        continue;
+      }
       if (uint8_t(in[pos]) < 0x80) {
         last_inert = pos++;
         continue;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tokenizer/json_loader.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 
@@ -49,47 +50,23 @@ std::string get_string(const json& object, const char* key, const std::string& o
   return it->get<std::string>();
 }
 
-BpeSource parse_bpe(const json& model, const std::string& origin) {
+// Model options from the tree; vocab and merges were collected by the streaming parser.
+BpeSource parse_bpe(const json& model, TokenizerJson& parsed, const std::string& origin) {
   if (!model.is_object()) fail_input("{}: 'model' must be an object", origin);
   std::string type = model.contains("type") && model["type"].is_string()
                          ? model["type"].get<std::string>()
-                         : (model.contains("merges") ? "BPE" : "");
+                         : (parsed.has_merges ? "BPE" : "");
   if (type != "BPE")
     fail_input("{}: unsupported model type '{}' (only BPE)", origin,
                type.empty() ? std::string("(none)") : type);
   if (model.contains("dropout") && !model["dropout"].is_null() &&
-      model["dropout"].get<double>() != 0.0)
+      (!model["dropout"].is_number() || model["dropout"].get<double>() != 0.0))
     fail_input("{}: unsupported BPE dropout {} (encoding would be random)", origin,
                model["dropout"].dump());
+  if (!parsed.has_vocab) fail_input("{}: model.vocab is missing", origin);
   BpeSource source;
-  const json& vocab = model.value("vocab", json());
-  if (!vocab.is_object()) fail_input("{}: model.vocab must be an object", origin);
-  source.vocab.reserve(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer())
-      fail_input("{}: model.vocab['{}'] is not an integer id", origin, it.key());
-    source.vocab.emplace_back(it.key(), it.value().get<int32_t>());
-  }
-  const json& merges = model.value("merges", json::array());
-  if (!merges.is_array()) fail_input("{}: model.merges must be an array", origin);
-  source.merges.reserve(merges.size());
-  for (size_t i = 0; i < merges.size(); ++i) {
-    const json& merge = merges[i];
-    if (merge.is_string()) {
-      const std::string& line = merge.get_ref<const std::string&>();
-      size_t space = line.find(' ');
-      if (space == std::string::npos)
-        fail_input("{}: model.merges[{}] '{}' is not two tokens separated by a space", origin, i,
-                   line);
-      source.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
-      source.merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
-    } else {
-      fail_input("{}: model.merges[{}] must be \"a b\" or [\"a\", \"b\"], got {}", origin, i,
-                 merge.dump());
-    }
-  }
+  source.vocab = std::move(parsed.vocab);
+  source.merges = std::move(parsed.merges);
   if (model.contains("unk_token") && model["unk_token"].is_string())
     source.unk_token = model["unk_token"].get<std::string>();
   source.continuing_subword_prefix = get_string(model, "continuing_subword_prefix", origin, "model");
@@ -102,8 +79,9 @@ BpeSource parse_bpe(const json& model, const std::string& origin) {
 
 std::vector<AddedToken> parse_added_tokens(const json& doc, const std::string& origin) {
   std::vector<AddedToken> tokens;
-  const json& list = doc.value("added_tokens", json::array());
-  if (list.is_null()) return tokens;
+  auto list_it = doc.find("added_tokens");
+  if (list_it == doc.end() || list_it->is_null()) return tokens;
+  const json& list = *list_it;
   if (!list.is_array()) fail_input("{}: added_tokens must be an array", origin);
   for (size_t i = 0; i < list.size(); ++i) {
     const json& item = list[i];
@@ -173,18 +151,18 @@ std::shared_ptr<TokenizerImpl> build_impl(std::string_view tokenizer_json,
                                           const std::string& config_origin) {
   auto impl = std::make_shared<TokenizerImpl>();
   impl->origin = origin;
-  json doc = parse_json(tokenizer_json, origin);
+  TokenizerJson parsed = parse_tokenizer_json(tokenizer_json, origin);
+  json& doc = parsed.doc;
   if (!doc.is_object()) fail_input("{}: must be a JSON object", origin);
   if (!doc.contains("model")) fail_input("{}: has no 'model'", origin);
 
   impl->normalizer = make_normalizer(doc.value("normalizer", json()), origin);
   impl->pre = make_pre_tokenizer(doc.value("pre_tokenizer", json()), origin);
-  impl->model = std::make_unique<BpeModel>(parse_bpe(doc["model"], origin), impl->pre.byte_level,
-                                           origin);
+  impl->model = std::make_unique<BpeModel>(parse_bpe(doc["model"], parsed, origin),
+                                           impl->pre.byte_level, origin);
   impl->post = PostProcessor::from_json(doc.value("post_processor", json()), origin);
   impl->decoder = DecoderPipeline::from_json(doc.value("decoder", json()), origin);
   std::vector<AddedToken> added = parse_added_tokens(doc, origin);
-  doc = json();  // the big vocabulary is in the model now
 
   // Id tables over model and added ids.
   size_t vocab_size = impl->model->id_limit();

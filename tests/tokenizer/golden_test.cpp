@@ -79,22 +79,22 @@ class GoldenChats : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenChats, RenderingAndIdsMatchTransformersJs) {
   const Tokenizer& tok = model_tokenizer(GetParam());
-  const json& g = golden(GetParam());
+  const auto& g = testing::ordered_golden(GetParam());
   if (g["chats"].empty()) GTEST_SKIP() << "no chat cases for " << GetParam();
   chat::ChatTemplate chat_template(tok.config().chat_template);
-  for (const json& c : g["chats"]) {
-    json context = {{"messages", c["messages"]},
-                    {"add_generation_prompt", c.value("add_generation_prompt", false)},
-                    {"bos_token", tok.config().bos_token},
-                    {"eos_token", tok.config().eos_token}};
-    if (c.contains("tools")) context["tools"] = c["tools"];
-    if (c.contains("extra") && c["extra"].is_object())
-      for (auto& [key, value] : c["extra"].items()) context[key] = value;
+  for (const auto& c : g["chats"]) {
+    nlohmann::ordered_json tools = c.contains("tools") ? c["tools"] : nlohmann::ordered_json();
+    nlohmann::ordered_json extra = c.contains("extra") ? c["extra"] : nlohmann::ordered_json();
+    auto render = [&] {
+      return chat::render_chat_ordered(chat_template, c["messages"], tools,
+                                       c.value("add_generation_prompt", false),
+                                       tok.config().bos_token, tok.config().eos_token, extra);
+    };
     if (!c["error"].is_null()) {
-      EXPECT_THROW(chat_template.render(context), InputError) << c.dump();
+      EXPECT_THROW(render(), InputError) << c.dump();
       continue;
     }
-    std::string rendered = chat_template.render(context);
+    std::string rendered = render();
     EXPECT_EQ(rendered, c["rendered"].get<std::string>());
     EXPECT_EQ(tok.encode(rendered, false), c["ids"].get<std::vector<int32_t>>());
   }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "tokenizer/tokenizer.h"
+#include "util/error.h"
 
 namespace hwledger::tokenizer::testing {
 
@@ -37,6 +38,22 @@ inline const nlohmann::json& golden(const std::string& name) {
     std::stringstream buffer;
     buffer << file.rdbuf();
     it = loaded.emplace(name, nlohmann::json::parse(buffer.str())).first;
+  }
+  return it->second;
+}
+
+// The same file keeping key order, as the chat cases need (templates print JSON in the order
+// it was written).
+inline const nlohmann::ordered_json& ordered_golden(const std::string& name) {
+  static std::mutex mutex;
+  static std::map<std::string, nlohmann::ordered_json> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = loaded.find(name);
+  if (it == loaded.end()) {
+    std::ifstream file(shared_path("golden/tokenizers/" + name + ".json"));
+    std::stringstream buffer;
+    buffer << file.rdbuf();
+    it = loaded.emplace(name, nlohmann::ordered_json::parse(buffer.str())).first;
   }
   return it->second;
 }
