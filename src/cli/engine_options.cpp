@@ -14,6 +14,10 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
   cmd->add_option("--kv-dtype", kv_dtype, "KV cache element type: f16, bf16, f32")->envname("HWLEDGER_KV_DTYPE");
   cmd->add_option("--max-kv-size", max_kv_size, "working-memory KV budget, e.g. 2G")->envname("HWLEDGER_MAX_KV_SIZE");
   cmd->add_option("--max-context", max_context, "longest sequence in tokens")->envname("HWLEDGER_MAX_CONTEXT");
+  cmd->add_option("--cache-dir", cache_dir, "folder of the persistent SSD tier of the KV cache")
+      ->envname("HWLEDGER_CACHE_DIR");
+  cmd->add_option("--ram-cache", ram_cache, "RAM tier of the KV cache, e.g. 8G")->envname("HWLEDGER_RAM_CACHE");
+  cmd->add_option("--ssd-cache", ssd_cache, "SSD tier of the KV cache, e.g. 64G")->envname("HWLEDGER_SSD_CACHE");
 }
 
 EngineOptions EngineFlags::to_options() const {
@@ -22,9 +26,26 @@ EngineOptions EngineFlags::to_options() const {
   o.kv_dtype = parse_kv_dtype(kv_dtype);
   if (!max_kv_size.empty()) o.max_kv_bytes = parse_size(max_kv_size);
   o.max_context = max_context;
+  o.cache.cache_dir = cache_dir;
+  if (!ram_cache.empty()) o.cache.ram_bytes = parse_size(ram_cache);
+  if (!ssd_cache.empty()) o.cache.ssd_bytes = parse_size(ssd_cache);
   return o;
 }
 
 std::string EngineFlags::model_dir() const { return model == "demo" ? demo_model_dir() : model; }
+
+std::vector<std::string> EngineFlags::to_args() const {
+  std::vector<std::string> args = {"--model", model, "--kv-dtype", kv_dtype};
+  auto add = [&](const char* flag, const std::string& value) {
+    if (!value.empty()) args.insert(args.end(), {flag, value});
+  };
+  if (threads > 0) add("--threads", std::to_string(threads));
+  if (max_context > 0) add("--max-context", std::to_string(max_context));
+  add("--max-kv-size", max_kv_size);
+  add("--cache-dir", cache_dir);
+  add("--ram-cache", ram_cache);
+  add("--ssd-cache", ssd_cache);
+  return args;
+}
 
 }  // namespace hwledger::cli

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 
@@ -14,11 +15,16 @@ struct EngineFlags {
   std::string kv_dtype = "f16";
   std::string max_kv_size;
   int64_t max_context = 0;
+  std::string cache_dir;  // SSD tier folder (KVCacheOptions::cache_dir)
+  std::string ram_cache;  // RAM tier size, e.g. 8G ("" or 0: no RAM tier)
+  std::string ssd_cache;  // SSD tier size, e.g. 64G ("" or 0: no SSD tier)
 
   void add_to(CLI::App* cmd, bool model_required);
   EngineOptions to_options() const;
   // Resolves "demo" to the built-in demo model (synthesized on first use) and returns a folder.
   std::string model_dir() const;
+  // The flags that were set, as command-line arguments (to start an engine child with them).
+  std::vector<std::string> to_args() const;
 };
 
 }  // namespace hwledger::cli
