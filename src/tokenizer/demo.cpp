@@ -146,6 +146,16 @@ $ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build
 | layers | 32 |
 | heads | 32 |
 | hidden | 4096 |
+<|im_start|>system
+You are a helpful assistant.<|im_end|>
+<|im_start|>user
+What is the capital of France?<|im_end|>
+<|im_start|>assistant
+The capital of France is Paris.<|im_end|>
+<|im_start|>user
+And of Japan?<|im_end|>
+<|im_start|>assistant
+Tokyo.<|im_end|>
 )corpus";
 
 // Qwen2's pre-tokenizer pattern: contractions, letters, single digits, punctuation, spaces.
