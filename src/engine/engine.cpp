@@ -30,8 +30,31 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;
   if (opts.max_kv_bytes > 0)
     blocks = std::max<int64_t>(1, static_cast<int64_t>(opts.max_kv_bytes / layout.block_bytes()));
-  pool_ = std::make_unique<BlockPool>(layout, blocks);
-  runner_ = std::make_unique<ModelRunner>(*model_, *pool_, *threads_);
+  KVCacheOptions cache = opts.cache;
+  cache.working_blocks = blocks;
+  kv_ = std::make_unique<KVCacheManager>(layout, model_->fingerprint, cache);
+  runner_ = std::make_unique<ModelRunner>(*model_, *kv_, *threads_);
+}
+
+std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32_t> prompt, PrefixHit* hit,
+                                          const std::string& salt, int64_t chunk) {
+  HW_CHECK(!prompt.empty(), "prefill: the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) > max_context_)
+    fail_input("prompt of {} tokens exceeds the context of {} tokens", prompt.size(), max_context_);
+  PrefixHit h = kv_->attach_prefix(seq, prompt, salt);
+  if (hit) *hit = h;
+  std::vector<float> last;
+  int64_t at = seq.n_tokens;
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  while (at < n) {
+    int64_t len = chunk > 0 ? std::min(chunk, n - at) : n - at;
+    BatchItem item{&seq, prompt.subspan(at, len), at + len == n ? BatchItem::Logits::Last : BatchItem::Logits::None};
+    std::vector<float>& logits = runner_->forward(std::span<BatchItem>(&item, 1));
+    at += len;
+    kv_->commit(seq, prompt.first(at), salt);
+    if (at == n) last = logits;
+  }
+  return last;
 }
 
 int32_t argmax(const float* logits, int64_t n) {
@@ -61,10 +84,10 @@ std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, in
       step.assign(1, next);
     }
   } catch (...) {
-    release_sequence(*pool_, seq);
+    kv_->release(seq);
     throw;
   }
-  release_sequence(*pool_, seq);
+  kv_->release(seq);
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine/model_runner.h"
 #include "kv/block_pool.h"
+#include "kv/kv_cache.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 
@@ -20,6 +21,7 @@ struct EngineOptions {
   int64_t block_tokens = 32;
   uint64_t max_kv_bytes = 0;           // working-memory KV budget; 0: enough for max_context
   int64_t max_context = 0;             // 0: the model's max_position_embeddings, capped at 32768
+  KVCacheOptions cache;                // tiers and prefix reuse (working_blocks is derived)
   LoadOptions load;
 };
 
@@ -33,9 +35,16 @@ class Engine {
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config; }
   ModelRunner& runner() { return *runner_; }
-  BlockPool& pool() { return *pool_; }
+  BlockPool& pool() { return kv_->pool(); }
+  KVCacheManager& kv_cache() { return *kv_; }
   ThreadPool& threads() { return *threads_; }
   int64_t max_context() const { return max_context_; }
+
+  // Prefill through the prefix cache: restores the longest cached prefix of `prompt` into the
+  // empty `seq`, computes the rest (in chunks of `chunk` tokens; 0: one forward), enters the
+  // new full blocks in the cache and returns the last position's logits [V].
+  std::vector<float> prefill_cached(KVSequence& seq, std::span<const int32_t> prompt, PrefixHit* hit = nullptr,
+                                    const std::string& salt = "", int64_t chunk = 0);
 
   // Greedy decoding of `n` tokens after `prompt` in a fresh sequence; on_token is called
   // with each new token as soon as it is chosen (return false to stop early). Tokens in
@@ -47,7 +56,7 @@ class Engine {
  private:
   std::unique_ptr<Model> model_;
   std::unique_ptr<ThreadPool> threads_;
-  std::unique_ptr<BlockPool> pool_;
+  std::unique_ptr<KVCacheManager> kv_;
   std::unique_ptr<ModelRunner> runner_;
   int64_t max_context_ = 0;
 };

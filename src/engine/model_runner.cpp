@@ -6,12 +6,12 @@
 
 namespace hwledger {
 
-ModelRunner::ModelRunner(const Model& model, BlockPool& pool, ThreadPool& threads)
-    : model_(model), pool_(pool), threads_(threads), rope_(model.config.rope, model.config.head_dim) {
+ModelRunner::ModelRunner(const Model& model, KVCacheManager& kv, ThreadPool& threads)
+    : model_(model), kv_(kv), pool_(kv.pool()), threads_(threads), rope_(model.config.rope, model.config.head_dim) {
   ctx_.device = Device::CPU;
   ctx_.pool = &threads_;
   const ModelConfig& c = model.config;
-  const KVLayout& L = pool.layout();
+  const KVLayout& L = pool_.layout();
   HW_CHECK(L.n_layers == c.num_layers && L.n_kv_heads == c.num_kv_heads && L.head_dim == c.head_dim,
            "KV layout ({} layers, {} heads of {}) does not match the model ({}, {}, {})", L.n_layers,
            L.n_kv_heads, L.head_dim, c.num_layers, c.num_kv_heads, c.head_dim);
@@ -65,7 +65,7 @@ std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const Layer
     return logits_;
   }
   for (auto& item : batch)
-    reserve_tokens(pool_, *item.kv, item.kv->n_tokens + static_cast<int64_t>(item.tokens.size()));
+    kv_.reserve(*item.kv, item.kv->n_tokens + static_cast<int64_t>(item.tokens.size()));
   ensure_workspace(T);
 
   Tensor x(x_.data(), DType::F32, {T, H}), h(h_.data(), DType::F32, {T, H});

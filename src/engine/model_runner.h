@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kv/block_pool.h"
+#include "kv/kv_cache.h"
 #include "model/model.h"
 #include "engine/rope.h"
 #include "ops/ops.h"
@@ -27,7 +28,7 @@ using LayerHook = std::function<void(int64_t layer, const float* x, int64_t T, i
 
 class ModelRunner {
  public:
-  ModelRunner(const Model& model, BlockPool& pool, ThreadPool& threads);
+  ModelRunner(const Model& model, KVCacheManager& kv, ThreadPool& threads);
 
   // Runs the batch. Returns logits f32 [rows, V]: for each item in order, its last token's
   // row (Logits::Last) or one row per token (Logits::All). The caller may modify them
@@ -35,7 +36,7 @@ class ModelRunner {
   std::vector<float>& forward(std::span<BatchItem> batch, const LayerHook& hook = {});
 
   const Model& model() const { return model_; }
-  BlockPool& pool() { return pool_; }
+  BlockPool& pool() { return kv_.pool(); }
   ThreadPool& threads() { return threads_; }
   // Bytes of the runner's own scratch buffers (activations), for the memory report.
   uint64_t workspace_bytes() const;
@@ -44,6 +45,7 @@ class ModelRunner {
   void ensure_workspace(int64_t T);
 
   const Model& model_;
+  KVCacheManager& kv_;
   BlockPool& pool_;
   ThreadPool& threads_;
   ops::Context ctx_;

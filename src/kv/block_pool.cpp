@@ -29,6 +29,16 @@ bool BlockPool::release(int32_t id) {
   return true;
 }
 
+int32_t BlockPool::unref(int32_t id) {
+  HW_CHECK(refcount_[id] > 0, "KV block {} released more often than retained", id);
+  return --refcount_[id];
+}
+
+void BlockPool::free_block(int32_t id) {
+  HW_CHECK(refcount_[id] == 0, "KV block {} freed while still referenced ({})", id, refcount_[id]);
+  free_.push_back(id);
+}
+
 void reserve_tokens(BlockPool& pool, KVSequence& seq, int64_t n_tokens) {
   const int64_t bt = pool.layout().block_tokens;
   const int64_t need = (n_tokens + bt - 1) / bt;
@@ -47,6 +57,7 @@ void release_sequence(BlockPool& pool, KVSequence& seq) {
   for (int32_t id : seq.blocks) pool.release(id);
   seq.blocks.clear();
   seq.block_ptrs.clear();
+  seq.keys.clear();
   seq.n_tokens = 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "ops/paged_kv.h"
 #include "ops/tensor.h"
+#include "util/sha256.h"
 
 namespace hwledger {
 
@@ -23,6 +24,11 @@ class BlockPool {
   void retain(int32_t id);
   // Drops one reference; returns true when the block became free.
   bool release(int32_t id);
+  // Drops one reference without freeing the block at zero (the prefix cache keeps idle
+  // blocks until it evicts them); returns the new count.
+  int32_t unref(int32_t id);
+  // Returns a block with no references to the free list.
+  void free_block(int32_t id);
   int32_t refcount(int32_t id) const { return refcount_[id]; }
   uint8_t* data(int32_t id) const {
     return static_cast<uint8_t*>(storage_.data()) + static_cast<size_t>(id) * layout_.block_bytes();
@@ -40,6 +46,9 @@ struct KVSequence {
   std::vector<int32_t> blocks;
   std::vector<uint8_t*> block_ptrs;  // pool.data(blocks[i]), cached for the kernels
   int64_t n_tokens = 0;
+  // Prefix-cache keys of the leading full blocks already entered in the index
+  // (KVCacheManager::commit); keys.back() is the parent of the next full block.
+  std::vector<Digest256> keys;
 
   PagedKVView view(const BlockPool& pool, int64_t layer) const {
     return PagedKVView{&pool.layout(), block_ptrs.data(), static_cast<int64_t>(blocks.size()), layer};
