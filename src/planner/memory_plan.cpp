@@ -52,9 +52,11 @@ void check_option(bool ok, std::string_view name, int64_t value, std::string_vie
 uint64_t tensor_bytes(const PlanTensor& tensor, WeightFormat format) {
   const WeightFormat stored = tensor.quantizable ? format : unquantized_companion(format);
   int64_t rows_per_copy = 1;
-  for (size_t i = 0; i + 1 < tensor.shape.size(); ++i) rows_per_copy *= tensor.shape[i];
   for (int64_t d : tensor.shape)
     if (d < 0) fail_input("tensor {} has a negative dimension", tensor.name);
+  for (size_t i = 0; i + 1 < tensor.shape.size(); ++i)
+    if (__builtin_mul_overflow(rows_per_copy, tensor.shape[i], &rows_per_copy))
+      fail_input("tensor {} has a shape whose size overflows", tensor.name);
   return mul(uint64_t(tensor.copies), matrix_bytes(stored, rows_per_copy, tensor.row_elements()));
 }
 

@@ -16,9 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-// Every dimension read from a config stays below this, so that products of a few of them,
-// checked anyway, stay far from int64 overflow for any real model.
+// Any integer read from a config stays below kMaxDimension; sizes (hidden, heads, vocab, ranks,
+// experts, windows) below kMaxSize, so that sums of products of two stay far from int64
+// overflow. Products of three (experts x rows x columns) are checked where they are formed.
 constexpr int64_t kMaxDimension = int64_t{1} << 31;
+constexpr int64_t kMaxSize = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 16384;
 
 int64_t checked_mul(std::initializer_list<int64_t> factors) {
   int64_t out = 1;
@@ -54,6 +57,16 @@ class ConfigReader {
       fail_input("config.json: missing required field \"{}\" (model_type \"{}\")", field(key),
                  model_type_);
     return check_positive(key, integer(key));
+  }
+
+  // A layer count: real models have a few hundred at most; the cap keeps a hostile config from
+  // making the planner enumerate billions of layers.
+  int64_t layer_count(std::string_view key) const {
+    const int64_t layers = positive(key);
+    if (layers > kMaxLayers)
+      fail_input("config.json: \"{}\" is {}; the planner plans at most {} layers", field(key),
+                 layers, kMaxLayers);
+    return layers;
   }
 
   int64_t positive_or(std::string_view key, int64_t fallback) const {
@@ -155,6 +168,8 @@ class ConfigReader {
   int64_t check_positive(std::string_view key, int64_t value) const {
     if (value <= 0)
       fail_input("config.json: \"{}\" is {}; it must be a positive integer", field(key), value);
+    if (value > kMaxSize)
+      fail_input("config.json: \"{}\" is {}, which is implausibly large", field(key), value);
     return value;
   }
 
@@ -404,7 +419,7 @@ PlanModel parse_transformer(const ConfigReader& cfg, const std::string& type, Pl
   if (type == "phi3") family.fused = true;
 
   const int64_t hidden = model.hidden_size = cfg.positive("hidden_size");
-  const int64_t layers = cfg.positive("num_hidden_layers");
+  const int64_t layers = cfg.layer_count("num_hidden_layers");
   model.vocab_size = cfg.positive("vocab_size");
   AttentionSpec attention = read_attention(cfg, hidden, family.default_head_dim);
   const bool attention_bias = family.attention_bias_field && cfg.flag("attention_bias", false);
@@ -491,7 +506,7 @@ PlanModel parse_transformer(const ConfigReader& cfg, const std::string& type, Pl
 
 PlanModel parse_deepseek(const ConfigReader& cfg, PlanModel model) {
   const int64_t hidden = model.hidden_size = cfg.positive("hidden_size");
-  const int64_t layers = cfg.positive("num_hidden_layers");
+  const int64_t layers = cfg.layer_count("num_hidden_layers");
   model.vocab_size = cfg.positive("vocab_size");
   const int64_t heads = cfg.positive("num_attention_heads");
   const int64_t q_lora_rank = cfg.has("q_lora_rank") ? cfg.positive("q_lora_rank") : 0;
@@ -647,7 +662,7 @@ void add_mamba(PlanLayer& layer, const std::string& mixer, const MambaSpec& spec
 // Hugging Face MambaForCausalLM / Mamba2ForCausalLM.
 PlanModel parse_hf_mamba(const ConfigReader& cfg, const std::string& type, PlanModel model) {
   const int64_t hidden = model.hidden_size = cfg.positive("hidden_size");
-  const int64_t layers = cfg.positive("num_hidden_layers");
+  const int64_t layers = cfg.layer_count("num_hidden_layers");
   model.vocab_size = cfg.positive("vocab_size");
   MambaSpec spec;
   spec.version = type == "mamba2" ? 2 : 1;
@@ -691,7 +706,7 @@ PlanModel parse_hf_mamba(const ConfigReader& cfg, const std::string& type, PlanM
 // The state-spaces/mamba (mamba_ssm) config format: d_model, n_layer, ssm_cfg.
 PlanModel parse_mamba_ssm(const ConfigReader& cfg, PlanModel model) {
   const int64_t hidden = model.hidden_size = cfg.positive("d_model");
-  const int64_t layers = cfg.positive("n_layer");
+  const int64_t layers = cfg.layer_count("n_layer");
   // mamba_ssm pads the vocabulary to a multiple of pad_vocab_size_multiple.
   const int64_t vocab = cfg.positive("vocab_size");
   const int64_t pad = cfg.positive_or("pad_vocab_size_multiple", 8);
@@ -757,7 +772,7 @@ PlanModel parse_mamba_ssm(const ConfigReader& cfg, PlanModel model) {
 
 PlanModel parse_jamba(const ConfigReader& cfg, PlanModel model) {
   const int64_t hidden = model.hidden_size = cfg.positive("hidden_size");
-  const int64_t layers = cfg.positive("num_hidden_layers");
+  const int64_t layers = cfg.layer_count("num_hidden_layers");
   model.vocab_size = cfg.positive("vocab_size");
   AttentionSpec attention = read_attention(cfg, hidden, std::nullopt);
   const int64_t intermediate = cfg.positive("intermediate_size");

@@ -85,6 +85,15 @@ RenderStyle detect_style(std::FILE* stream) {
   return style;
 }
 
+std::string group_digits(int64_t count) {
+  std::string digits = std::to_string(count), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 std::string format_count(int64_t count) {
   if (count >= 1'000'000'000) return fmt::format("{:.2f}B", double(count) / 1e9);
   if (count >= 1'000'000) return fmt::format("{:.2f}M", double(count) / 1e6);
@@ -97,7 +106,8 @@ std::string render_table(const MemoryPlan& plan, const DeviceFit& fit, const Ren
   out += fmt::format("{} {} ({}), {} layers: {}\n", paint(style, kBold, "model  "),
                      plan.architecture, plan.model_type, plan.layers.size(), kinds_summary(plan));
   out += fmt::format("{} {} ({} from {}{})\n", paint(style, kBold, "params "),
-                     format_count(plan.parameters), plan.parameters, plan.parameters_source,
+                     format_count(plan.parameters), group_digits(plan.parameters),
+                     plan.parameters_source == "config" ? "config.json" : "the safetensors headers",
                      plan.unplanned_parameters > 0
                          ? fmt::format("; {} more not planned", format_count(plan.unplanned_parameters))
                          : "");

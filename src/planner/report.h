@@ -28,7 +28,9 @@ std::string render_verdict(const MemoryPlan& plan, const DeviceFit& fit, const R
 // All of the above, and the plan's notes.
 std::string render_report(const MemoryPlan& plan, const DeviceFit& fit, const RenderStyle& style);
 
-// "8.03B", "596.05M", "12,345".
+// "8.03B", "596.05M", "12345".
 std::string format_count(int64_t count);
+// "8,030,261,248".
+std::string group_digits(int64_t count);
 
 }  // namespace hwledger::planner
