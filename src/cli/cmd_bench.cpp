@@ -1,7 +1,10 @@
-// hwledger bench model: prefill/decode speed against the roofline. (agent-loop: see the KV issue.)
+// hwledger bench model | agent-loop: deterministic benchmarks (docs/benchmarks.md).
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <memory>
 
+#include "bench/agent_loop.h"
 #include "bench/model_bench.h"
 #include "cli/commands.h"
 #include "cli/engine_options.h"
@@ -43,6 +46,39 @@ void add_bench_command(CLI::App& app) {
     std::printf("roofline     %.1f tok/s = %.1f GB/s / (%s weights + %s KV per token); reached %.0f%%\n",
                 r.decode_roofline_tok_s, r.peaks.read_gbps, format_bytes(r.weight_bytes_per_token).c_str(),
                 format_bytes(r.kv_bytes_per_token).c_str(), 100 * r.decode_tok_s_best / r.decode_roofline_tok_s);
+  });
+
+  auto* loop = bench->add_subcommand("agent-loop", "replay a seeded agent loop under each cache mode");
+  auto lflags = std::make_shared<EngineFlags>();
+  auto lopts = std::make_shared<AgentLoopOptions>();
+  auto modes = std::make_shared<std::string>("off,ram,ram+ssd,ssd-cold");
+  auto ljson = std::make_shared<bool>(false);
+  auto svg = std::make_shared<std::string>();
+  auto ram = std::make_shared<std::string>();
+  lflags->add_to(loop, false);
+  loop->add_option("--prefix-tokens", lopts->prefix_tokens, "shared prefix length (default 8192)");
+  loop->add_option("--sessions", lopts->sessions, "interleaved sessions (default 4)");
+  loop->add_option("--turns", lopts->turns, "turns per session (default 8)");
+  loop->add_option("--append-tokens", lopts->append_tokens, "tokens each turn appends (default 256)");
+  loop->add_option("--gen-tokens", lopts->gen_tokens, "tokens generated per turn, greedily (default 32)");
+  loop->add_option("--seed", lopts->seed, "seed of all token ids (default 0)");
+  loop->add_option("--modes", *modes, "comma-separated: off, ram, ram+ssd, ssd-cold (default all)");
+  loop->add_option("--ram-tier", *ram, "RAM tier size in ram+ssd mode (default: a quarter of one session)");
+  loop->add_flag("--json", *ljson, "print the report as JSON");
+  loop->add_option("--svg", *svg, "write a plot of TTFT per turn to this file");
+  loop->callback([=] {
+    AgentLoopOptions o = *lopts;
+    o.model_dir = lflags->model_dir();
+    o.engine = lflags->to_options();
+    o.cache_dir = lflags->cache_dir;
+    if (!lflags->ssd_cache.empty()) o.ssd_cache_bytes = parse_size(lflags->ssd_cache);
+    if (!ram->empty()) o.ram_cache_bytes = parse_size(*ram);
+    o.modes.clear();
+    std::stringstream ss(*modes);
+    for (std::string m; std::getline(ss, m, ',');) o.modes.push_back(parse_agent_loop_mode(m));
+    AgentLoopReport r = run_agent_loop(o);
+    std::printf("%s", *ljson ? (r.to_json().dump(2) + "\n").c_str() : r.to_text().c_str());
+    if (!svg->empty()) std::ofstream(*svg) << r.to_svg();
   });
 }
 

@@ -30,10 +30,10 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;
   if (opts.max_kv_bytes > 0)
     blocks = std::max<int64_t>(1, static_cast<int64_t>(opts.max_kv_bytes / layout.block_bytes()));
-  KVCacheOptions cache = opts.cache;
-  cache.working_blocks = blocks;
-  kv_ = std::make_unique<KVCacheManager>(layout, model_->fingerprint, cache);
-  runner_ = std::make_unique<ModelRunner>(*model_, *kv_, *threads_);
+  layout_ = layout;
+  cache_opts_ = opts.cache;
+  cache_opts_.working_blocks = blocks;
+  restart_kv_cache();
 }
 
 std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32_t> prompt, PrefixHit* hit,
@@ -55,6 +55,13 @@ std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32
     if (at == n) last = logits;
   }
   return last;
+}
+
+void Engine::restart_kv_cache() {
+  runner_.reset();
+  kv_.reset();
+  kv_ = std::make_unique<KVCacheManager>(layout_, model_->fingerprint, cache_opts_);
+  runner_ = std::make_unique<ModelRunner>(*model_, *kv_, *threads_);
 }
 
 int32_t argmax(const float* logits, int64_t n) {

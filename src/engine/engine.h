@@ -40,6 +40,10 @@ class Engine {
   ThreadPool& threads() { return *threads_; }
   int64_t max_context() const { return max_context_; }
 
+  // Starts the KV cache afresh as a restarted engine would: working memory and the RAM tier
+  // empty, the SSD tier's index rebuilt from its folder. No sequence may be live.
+  void restart_kv_cache();
+
   // Prefill through the prefix cache: restores the longest cached prefix of `prompt` into the
   // empty `seq`, computes the rest (in chunks of `chunk` tokens; 0: one forward), enters the
   // new full blocks in the cache and returns the last position's logits [V].
@@ -59,6 +63,8 @@ class Engine {
   std::unique_ptr<KVCacheManager> kv_;
   std::unique_ptr<ModelRunner> runner_;
   int64_t max_context_ = 0;
+  KVLayout layout_;
+  KVCacheOptions cache_opts_;
 };
 
 // Index of the largest value (the first one on ties, as torch.argmax).
