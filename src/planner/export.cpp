@@ -61,9 +61,12 @@ ExportCommand export_vllm(const MemoryPlan& plan, const ExportContext& context) 
                  "fp8); plan with --kv-dtype f16, bf16 or fp8",
                  to_string(o.kv_dtype));
   }
+  // Chunked prefill bounds a step to the tokens the plan's prefill term assumed (and lets that
+  // bound be below --max-model-len on versions where chunking is optional).
   command.argv.insert(command.argv.end(),
                       {"--max-model-len", std::to_string(o.context_tokens), "--max-num-seqs",
-                       std::to_string(o.users), "--max-num-batched-tokens",
+                       std::to_string(o.users), "--enable-chunked-prefill",
+                       "--max-num-batched-tokens",
                        std::to_string(std::max(step_tokens(o), o.users))});
   if (context.device_bytes > 0) {
     // vLLM takes this fraction of the GPU for weights, activations and KV blocks (and fills what

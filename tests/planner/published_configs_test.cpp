@@ -380,5 +380,147 @@ TEST(PublishedConfigs, JambaHybrid) {
   EXPECT_EQ(p.kv_bytes, 4096ull * 16'384 + 28ull * 622'592);
 }
 
+
+// --- further architectures the planner covers ---------------------------------------------------
+
+// Qwen/Qwen1.5-MoE-A2.7B config.json: Qwen2-MoE with a gated shared expert.
+constexpr const char* kQwen15MoE = R"({
+  "architectures": ["Qwen2MoeForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+  "decoder_sparse_step": 1, "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 2048,
+  "initializer_range": 0.02, "intermediate_size": 5632, "max_position_embeddings": 8192,
+  "max_window_layers": 21, "model_type": "qwen2_moe", "moe_intermediate_size": 1408,
+  "norm_topk_prob": false, "num_attention_heads": 16, "num_experts": 60,
+  "num_experts_per_tok": 4, "num_hidden_layers": 24, "num_key_value_heads": 16,
+  "output_router_logits": false, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+  "router_aux_loss_coef": 0.001, "shared_expert_intermediate_size": 5632,
+  "sliding_window": 32768, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})";
+
+TEST(PublishedConfigs, Qwen15MoeSharedExpert) {
+  PlanModel model = model_from(kQwen15MoE);
+  // Published: 14.3B total, 2.7B active (model card). By hand, per layer: q,k,v,o 4 x 2048^2 +
+  // q,k,v biases 3 x 2048; 60 experts x 3 x 2048x1408; shared expert 3 x 2048x5632; its gate
+  // 1x2048; router 60x2048; norms 2 x 2048; x 24, + 2 x 151936x2048 + 2048 = 14,315,784,192.
+  EXPECT_EQ(model.parameters(), 14'315'784'192);
+  expect_within_half_percent(model.parameters(), 14.3e9);
+  // KV/token: 24 x 2 x 16 x 128 x 2 = 196,608 B.
+  EXPECT_EQ(plan(model).kv_bytes_per_token, 196'608u);
+}
+
+// deepseek-ai/DeepSeek-V2-Lite config.json: MLA without a query LoRA (q_lora_rank null).
+constexpr const char* kDeepSeekV2Lite = R"({
+  "architectures": ["DeepseekV2ForCausalLM"], "attention_bias": false, "aux_loss_alpha": 0.001,
+  "first_k_dense_replace": 1, "hidden_act": "silu", "hidden_size": 2048,
+  "intermediate_size": 10944, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+  "model_type": "deepseek_v2", "moe_intermediate_size": 1408, "moe_layer_freq": 1,
+  "n_group": 1, "n_routed_experts": 64, "n_shared_experts": 2, "norm_topk_prob": false,
+  "num_attention_heads": 16, "num_experts_per_tok": 6, "num_hidden_layers": 27,
+  "num_key_value_heads": 16, "q_lora_rank": null, "qk_nope_head_dim": 128,
+  "qk_rope_head_dim": 64, "rms_norm_eps": 1e-06, "rope_theta": 10000,
+  "routed_scaling_factor": 1.0, "scoring_func": "softmax", "seq_aux": true,
+  "tie_word_embeddings": false, "topk_group": 1, "topk_method": "greedy",
+  "torch_dtype": "bfloat16", "v_head_dim": 128, "vocab_size": 102400})";
+
+TEST(PublishedConfigs, DeepSeekV2Lite) {
+  PlanModel model = model_from(kDeepSeekV2Lite);
+  // Published: 15.7B total, 2.4B active (model card). By hand: MLA with q_proj 2048x(16x192),
+  // kv_a 2048x576, kv_a_norm 512, kv_b 512x(16x256), o (16x128)x2048; layer 0 dense MLP
+  // 3 x 2048x10944; layers 1-26: 64 experts x 3 x 2048x1408 + 2 shared 3 x 2048x2816 + router
+  // 64x2048 (no score bias: topk_method greedy); 2 norms per layer; + 2 x 102400x2048 + 2048.
+  EXPECT_EQ(model.parameters(), 15'706'484'224);
+  expect_within_half_percent(model.parameters(), 15.7e9);
+  // KV/token: (512 + 64) x 27 layers x 2 bytes = 31,104 B.
+  EXPECT_EQ(plan(model).kv_bytes_per_token, 31'104u);
+}
+
+// google/gemma-3-1b-pt config.json: 5 sliding layers to 1 global.
+constexpr const char* kGemma3_1B = R"({
+  "architectures": ["Gemma3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+  "attn_logit_softcapping": null, "bos_token_id": 2, "cache_implementation": "hybrid",
+  "eos_token_id": 1, "final_logit_softcapping": null, "head_dim": 256,
+  "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 1152, "initializer_range": 0.02,
+  "intermediate_size": 6912, "max_position_embeddings": 32768, "model_type": "gemma3_text",
+  "num_attention_heads": 4, "num_hidden_layers": 26, "num_key_value_heads": 1, "pad_token_id": 0,
+  "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000,
+  "rope_scaling": null, "rope_theta": 1000000, "sliding_window": 512,
+  "sliding_window_pattern": 6, "torch_dtype": "bfloat16", "use_cache": true,
+  "vocab_size": 262144})";
+
+TEST(PublishedConfigs, Gemma3_1BFiveSlidingToOneGlobal) {
+  PlanModel model = model_from(kGemma3_1B);
+  // Published: 1B (model card). By hand, per layer: q 1024x1152, k,v 256x1152, o 1152x1024,
+  // q/k norms 2 x 256, MLP 3 x 1152x6912, 4 norms -> 26,842,112 x 26; tied embeddings
+  // 262144x1152; final norm. Total 999,885,952.
+  EXPECT_EQ(model.parameters(), 999'885'952);
+  expect_within_half_percent(model.parameters(), 1.0e9);
+  // Layers 5, 11, 17, 23 are global ((i + 1) % 6 == 0), the other 22 slide over 512 tokens.
+  for (const PlanLayer& layer : model.layers)
+    EXPECT_EQ(layer.kind, (layer.index + 1) % 6 == 0 ? LayerKind::kAttention
+                                                     : LayerKind::kSlidingAttention)
+        << layer.index;
+  // KV/token: 26 x 2 x 1 x 256 x 2 = 26,624 B; each layer holds 1,024 B per token. At 32k:
+  // (22 x 512 + 4 x 32768) tokens x 1,024 B.
+  MemoryPlan p = plan(model, 32768);
+  EXPECT_EQ(p.kv_bytes_per_token, 26'624u);
+  EXPECT_EQ(p.kv_bytes, (22ull * 512 + 4ull * 32768) * 1024);
+}
+
+// google/gemma-3-4b-it config.json: multimodal; the language model is in text_config, which
+// states only what differs from Gemma3TextConfig's defaults. (vision_config abridged.)
+constexpr const char* kGemma3_4B = R"({
+  "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999,
+  "eoi_token_index": 256000, "eos_token_id": [1, 106], "image_token_index": 262144,
+  "initializer_range": 0.02, "mm_tokens_per_image": 256, "model_type": "gemma3",
+  "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                  "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                  "sliding_window": 1024},
+  "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+  "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                    "model_type": "siglip_vision_model", "num_attention_heads": 16,
+                    "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": false}})";
+
+TEST(PublishedConfigs, Gemma3_4BTextConfigWithDefaults) {
+  PlanModel model = model_from(kGemma3_4B);
+  EXPECT_EQ(model.model_type, "gemma3_text");
+  EXPECT_EQ(model.architecture, "Gemma3ForConditionalGeneration");
+  // Published: 4.3B with the 0.4B SigLIP vision encoder, which a config-only plan leaves out
+  // (with a note). The language model by hand, with the defaults 8 heads, 4 kv heads,
+  // head_dim 256, vocab 262208: per layer q 2048x2560, k,v 1024x2560, o 2560x2048, q/k norms,
+  // MLP 3 x 2560x10240, 4 norms -> 94,382,592 x 34; tied embeddings 262208x2560; final norm.
+  EXPECT_EQ(model.parameters(), 3'880'263'168);
+  bool noted_vision = false, noted_default = false;
+  for (const std::string& note : model.notes) {
+    noted_vision |= note.find("vision_config") != std::string::npos;
+    noted_default |= note.find("text_config.vocab_size") != std::string::npos;
+  }
+  EXPECT_TRUE(noted_vision);
+  EXPECT_TRUE(noted_default);
+  // KV/token: 34 x 2 x 4 x 256 x 2 = 139,264 B.
+  EXPECT_EQ(plan(model).kv_bytes_per_token, 139'264u);
+}
+
+// state-spaces/mamba-2.8b-hf config.json (Hugging Face MambaForCausalLM, Mamba-1).
+constexpr const char* kMamba2_8BHf = R"({
+  "architectures": ["MambaForCausalLM"], "bos_token_id": 0, "conv_kernel": 4, "eos_token_id": 0,
+  "expand": 2, "hidden_act": "silu", "hidden_size": 2560, "initializer_range": 0.1,
+  "intermediate_size": 5120, "layer_norm_epsilon": 1e-05, "model_type": "mamba",
+  "num_hidden_layers": 64, "pad_token_id": 0, "rescale_prenorm_residual": false,
+  "residual_in_fp32": true, "state_size": 16, "time_step_rank": 160, "torch_dtype": "float32",
+  "use_bias": false, "use_cache": true, "use_conv_bias": true, "vocab_size": 50280})";
+
+TEST(PublishedConfigs, Mamba1_2_8B) {
+  PlanModel model = model_from(kMamba2_8BHf);
+  // Published: 2.8B (model name). By hand, per layer: in_proj 2560x10240, conv 5120x4 + 5120,
+  // x_proj 5120x(160 + 32), dt_proj 160x5120 + 5120, A_log 5120x16, D 5120, out_proj 5120x2560,
+  // norm 2560; x 64; tied embeddings 50280x2560; norm_f. Total 2,768,345,600.
+  EXPECT_EQ(model.parameters(), 2'768'345'600);
+  expect_within_half_percent(model.parameters(), 2.77e9);
+  EXPECT_EQ(model.native_format, WeightFormat::kF32);
+  // State per layer: ((4 - 1) x 5120 conv + 5120 x 16 SSM) x 4 B = 389,120 B.
+  MemoryPlan p = plan(model, 8192);
+  EXPECT_EQ(p.kv_bytes_per_token, 0u);
+  EXPECT_EQ(p.state_bytes_per_sequence, 64ull * 389'120);
+}
+
 }  // namespace
 }  // namespace hwledger::planner
