@@ -57,6 +57,26 @@ std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32
   return last;
 }
 
+nlohmann::json Engine::memory_report() const {
+  const uint64_t kv_total = kv_->pool().bytes();
+  const uint64_t per_layer_kv = kv_total / static_cast<uint64_t>(config().num_layers);
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < model_->layers.size(); ++i)
+    layers.push_back({{"index", i}, {"weights_bytes", model_->layers[i].bytes()}, {"kv_bytes", per_layer_kv}});
+  const uint64_t weights = model_->weights_bytes();
+  const uint64_t runtime = runner_->workspace_bytes();
+  return {{"total_bytes", weights + kv_total + runtime},
+          {"weights_bytes", weights},
+          {"embedding_bytes", model_->embedding_bytes()},
+          {"kv_bytes", kv_total},
+          {"runtime_bytes", runtime},
+          {"kv_dtype", std::string(dtype_name(layout_.dtype))},
+          {"kv_block_tokens", layout_.block_tokens},
+          {"kv_blocks", kv_->pool().capacity()},
+          {"layers", layers},
+          {"tiers", kv_->stats_json()}};
+}
+
 void Engine::restart_kv_cache() {
   runner_.reset();
   kv_.reset();

@@ -40,6 +40,12 @@ class Engine {
   ThreadPool& threads() { return *threads_; }
   int64_t max_context() const { return max_context_; }
 
+  // What the engine has allocated, in the terms of SPEC's memory_report and the planner:
+  // {total_bytes, weights_bytes, kv_bytes, runtime_bytes, layers: [{index, weights_bytes,
+  // kv_bytes}], tiers: KVCacheManager::stats_json()}. KV is the working-memory pool as
+  // allocated (every block holds all layers, so each layer has an equal share).
+  nlohmann::json memory_report() const;
+
   // Starts the KV cache afresh as a restarted engine would: working memory and the RAM tier
   // empty, the SSD tier's index rebuilt from its folder. No sequence may be live.
   void restart_kv_cache();
