@@ -60,7 +60,7 @@ class WordCache {
     entry.word_len = uint8_t(word.size());
     entry.id_count = uint8_t(count);
     std::memcpy(entry.word, word.data(), word.size());
-    std::memcpy(entry.ids, ids, count * sizeof(int32_t));
+    if (count > 0) std::memcpy(entry.ids, ids, count * sizeof(int32_t));  // ids may be null
   }
 
  private:
