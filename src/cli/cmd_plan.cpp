@@ -38,9 +38,8 @@ void run_plan(const PlanArgs& args) {
     if (loaded.model.max_position_embeddings > 0)
       options.context_tokens = std::min<int64_t>(4096, loaded.model.max_position_embeddings);
   }
-  options.weights = args.weights.empty()
-                        ? loaded.model.native_format.value_or(WeightFormat::kBF16)
-                        : parse_weight_format(args.weights);
+  options.weights = args.weights.empty() ? loaded.model.native_format.value_or(WeightFormat::kBF16)
+                                         : parse_weight_format(args.weights);
   options.kv_dtype = parse_kv_dtype(args.kv_dtype);
   // Parse the export target before planning so that a typo fails fast.
   std::optional<ExportTarget> target;
@@ -81,8 +80,9 @@ void run_plan(const PlanArgs& args) {
 void add_plan_command(CLI::App& app) {
   auto args = std::make_shared<PlanArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "plan", "the memory ledger: per-layer weights, KV cache, runtime and prefill memory of a "
-              "model, whether it fits a device, and launch flags for other runtimes");
+      "plan",
+      "the memory ledger: per-layer weights, KV cache, runtime and prefill memory of a "
+      "model, whether it fits a device, and launch flags for other runtimes");
   cmd->add_option("--model", args->model, "model folder or its config.json")
       ->required()
       ->envname("HWLEDGER_MODEL");
@@ -95,7 +95,8 @@ void add_plan_command(CLI::App& app) {
                   "weight format: bf16, f16, f32, q8_0, q4_0, q4_k, q6_k, fp8 (also q5_0); "
                   "default: the checkpoint's dtype")
       ->envname("HWLEDGER_WEIGHTS");
-  cmd->add_option("--kv-dtype", args->kv_dtype, "KV cache type: f16 (default), bf16, fp8, q8_0, q4_0, f32")
+  cmd->add_option("--kv-dtype", args->kv_dtype,
+                  "KV cache type: f16 (default), bf16, fp8, q8_0, q4_0, f32")
       ->envname("HWLEDGER_KV_DTYPE");
   cmd->add_option("--device-memory", args->device_memory,
                   "memory to fit in: a size (24G, 512M), or gpu / gpu:N for a GPU's memory "

@@ -42,7 +42,8 @@ std::string read_text_file(const fs::path& path, uint64_t limit) {
   std::error_code error;
   uint64_t size = fs::file_size(path, error);
   if (error) fail_input("cannot read {}: {}", path.string(), error.message());
-  if (size > limit) fail_input("{} is {} bytes; the planner reads at most {}", path.string(), size, limit);
+  if (size > limit)
+    fail_input("{} is {} bytes; the planner reads at most {}", path.string(), size, limit);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_input("cannot open {}", path.string());
   std::string text(size, '\0');
@@ -55,8 +56,8 @@ std::string read_text_file(const fs::path& path, uint64_t limit) {
 void check_shard_name(const std::string& name, const fs::path& index) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
       name.find('\\') != std::string::npos || name.find('\0') != std::string::npos)
-    fail_input("{}: weight_map names shard \"{}\", which is not a plain file name",
-               index.string(), name);
+    fail_input("{}: weight_map names shard \"{}\", which is not a plain file name", index.string(),
+               name);
 }
 
 bool ends_with(std::string_view text, std::string_view suffix) {
@@ -84,7 +85,8 @@ bool is_packed_tensor(std::string_view name) {
 }
 
 bool is_tower_tensor(std::string_view name) {
-  for (std::string_view part : {"vision", "visual", "audio", "multi_modal_projector", "mm_projector"})
+  for (std::string_view part :
+       {"vision", "visual", "audio", "multi_modal_projector", "mm_projector"})
     if (contains(name, part)) return true;
   return false;
 }
@@ -96,7 +98,8 @@ std::optional<int64_t> layer_index(std::string_view name) {
     if (from == 0 || name[from - 1] == '.') {
       size_t pos = from + 7, digits = 0;
       int64_t value = 0;
-      while (pos < name.size() && std::isdigit(static_cast<unsigned char>(name[pos])) && digits < 9) {
+      while (pos < name.size() && std::isdigit(static_cast<unsigned char>(name[pos])) &&
+             digits < 9) {
         value = value * 10 + (name[pos] - '0');
         ++pos, ++digits;
       }
@@ -195,7 +198,8 @@ std::vector<CheckpointTensor> read_safetensors_header(const fs::path& file) {
   std::error_code error;
   const uint64_t file_size = fs::file_size(file, error);
   if (error) fail_input("cannot read {}: {}", name, error.message());
-  if (file_size < 8) fail_input("{}: {} bytes is too short for a safetensors file", name, file_size);
+  if (file_size < 8)
+    fail_input("{}: {} bytes is too short for a safetensors file", name, file_size);
   std::ifstream in(file, std::ios::binary);
   if (!in) fail_input("cannot open {}", name);
   std::array<unsigned char, 8> length_bytes{};
@@ -247,8 +251,8 @@ std::optional<Checkpoint> read_checkpoint(const fs::path& model_dir) {
     }
     for (const auto& [tensor, shard] : shard_of)
       if (!seen.count(tensor))
-        fail_input("{}: weight_map puts \"{}\" in {}, which does not hold it",
-                   index_path.string(), tensor, shard);
+        fail_input("{}: weight_map puts \"{}\" in {}, which does not hold it", index_path.string(),
+                   tensor, shard);
   } else if (fs::is_regular_file(single_path, error)) {
     checkpoint.tensors = read_safetensors_header(single_path);
     checkpoint.files.push_back("model.safetensors");
@@ -279,11 +283,15 @@ void apply_checkpoint(PlanModel& model, const Checkpoint& checkpoint) {
     if (is_tower_tensor(tensor.name)) {
       other.push_back(std::move(planned));
     } else if (auto index = layer_index(tensor.name)) {
-      if (*index < layer_count) layers[size_t(*index)].push_back(std::move(planned));
-      else unplanned += planned.parameters();
+      if (*index < layer_count)
+        layers[size_t(*index)].push_back(std::move(planned));
+      else
+        unplanned += planned.parameters();
     } else if (contains(tensor.name, "lm_head")) {
-      if (model.tied_embeddings) skipped_tied_head = true;
-      else lm_head.push_back(std::move(planned));
+      if (model.tied_embeddings)
+        skipped_tied_head = true;
+      else
+        lm_head.push_back(std::move(planned));
     } else if (contains(tensor.name, "embed_tokens") || contains(tensor.name, "embeddings.") ||
                contains(tensor.name, "embedding.") || contains(tensor.name, "wte.")) {
       embedding.push_back(std::move(planned));
@@ -300,7 +308,8 @@ void apply_checkpoint(PlanModel& model, const Checkpoint& checkpoint) {
       return;
     }
   const int64_t from_config = model.parameters();
-  for (int64_t i = 0; i < layer_count; ++i) model.layers[size_t(i)].tensors = std::move(layers[size_t(i)]);
+  for (int64_t i = 0; i < layer_count; ++i)
+    model.layers[size_t(i)].tensors = std::move(layers[size_t(i)]);
   model.embedding = std::move(embedding);
   model.lm_head = std::move(lm_head);
   model.other = std::move(other);
@@ -312,16 +321,18 @@ void apply_checkpoint(PlanModel& model, const Checkpoint& checkpoint) {
         "config.json implies {} parameters, the checkpoint holds {}: the plan uses the checkpoint",
         from_config, from_checkpoint));
   if (unplanned > 0)
-    model.notes.push_back(fmt::format(
-        "{} checkpoint parameters belong to layers beyond num_hidden_layers (e.g. a "
-        "multi-token-prediction module) and are not planned",
-        unplanned));
+    model.notes.push_back(
+        fmt::format("{} checkpoint parameters belong to layers beyond num_hidden_layers (e.g. a "
+                    "multi-token-prediction module) and are not planned",
+                    unplanned));
   if (skipped_tied_head)
-    model.notes.push_back("the checkpoint stores lm_head although the embeddings are tied; it is "
-                          "counted once");
+    model.notes.push_back(
+        "the checkpoint stores lm_head although the embeddings are tied; it is "
+        "counted once");
   if (model.lm_head.empty() && !model.tied_embeddings)
-    model.notes.push_back("config.json says the embeddings are untied but the checkpoint has no "
-                          "lm_head");
+    model.notes.push_back(
+        "config.json says the embeddings are untied but the checkpoint has no "
+        "lm_head");
 }
 
 }  // namespace hwledger::planner

@@ -15,9 +15,9 @@ namespace hwledger::planner {
 
 struct CheckpointTensor {
   std::string name;
-  std::string dtype;           // as in the file: "BF16", "F8_E4M3", ...
+  std::string dtype;  // as in the file: "BF16", "F8_E4M3", ...
   std::vector<int64_t> shape;
-  uint64_t bytes = 0;          // end - begin, checked against dtype x shape
+  uint64_t bytes = 0;  // end - begin, checked against dtype x shape
 };
 
 struct Checkpoint {

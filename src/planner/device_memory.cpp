@@ -47,10 +47,12 @@ DeviceMemory gpu_memory(int index) {
   const int status = pclose(pipe);
   unsigned long long mib = 0;
   if (!read || status != 0 || std::sscanf(buffer, "%llu", &mib) != 1 || mib == 0)
-    fail_input("--device-memory gpu:{}: nvidia-smi did not report that GPU's memory; pass a size "
-               "such as 24G",
-               index);
-  return DeviceMemory{mib << 20, "GPU " + std::to_string(index) + " (nvidia-smi memory.total)", true};
+    fail_input(
+        "--device-memory gpu:{}: nvidia-smi did not report that GPU's memory; pass a size "
+        "such as 24G",
+        index);
+  return DeviceMemory{mib << 20, "GPU " + std::to_string(index) + " (nvidia-smi memory.total)",
+                      true};
 }
 
 }  // namespace
@@ -60,7 +62,8 @@ DeviceMemory resolve_device_memory(std::string_view spec) {
   if (spec == "gpu") return gpu_memory(0);
   if (spec.rfind("gpu:", 0) == 0) {
     const std::string index(spec.substr(4));
-    if (index.empty() || index.size() > 3 || index.find_first_not_of("0123456789") != std::string::npos)
+    if (index.empty() || index.size() > 3 ||
+        index.find_first_not_of("0123456789") != std::string::npos)
       fail_input("--device-memory '{}': expected gpu or gpu:N with N a GPU index", spec);
     return gpu_memory(std::stoi(index));
   }

@@ -9,7 +9,7 @@ namespace hwledger::planner {
 
 struct DeviceMemory {
   uint64_t bytes = 0;
-  std::string source;  // for people: where the number came from
+  std::string source;            // for people: where the number came from
   bool explicit_device = false;  // given by the user or read from a GPU, not the host's RAM
 };
 

@@ -17,14 +17,14 @@ ExportTarget parse_export_target(std::string_view text);  // "vllm", "llama.cpp"
 std::string_view to_string(ExportTarget target);
 
 struct ExportContext {
-  std::string model_path;          // the model folder as the user named it
-  uint64_t device_bytes = 0;       // 0: unknown; vLLM's --gpu-memory-utilization is then left out
+  std::string model_path;     // the model folder as the user named it
+  uint64_t device_bytes = 0;  // 0: unknown; vLLM's --gpu-memory-utilization is then left out
 };
 
 struct ExportCommand {
   ExportTarget target = ExportTarget::kVllm;
-  std::vector<std::string> argv;    // program and its arguments
-  std::vector<std::string> notes;   // what the user must do or know besides running it
+  std::vector<std::string> argv;     // program and its arguments
+  std::vector<std::string> notes;    // what the user must do or know besides running it
   std::string command_line() const;  // argv joined, each argument shell-quoted when it needs it
 };
 

@@ -111,7 +111,9 @@ double bytes_per_weight(WeightFormat format) {
   return static_cast<double>(layout.block_bytes) / static_cast<double>(layout.block_elements);
 }
 
-bool is_block_quantized(WeightFormat format) { return block_layout(format).block_elements > 1; }
+bool is_block_quantized(WeightFormat format) {
+  return block_layout(format).block_elements > 1;
+}
 
 bool is_float(WeightFormat format) {
   return format == WeightFormat::kF32 || format == WeightFormat::kF16 ||

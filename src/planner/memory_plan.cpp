@@ -15,7 +15,8 @@ namespace {
 
 uint64_t mul(uint64_t a, uint64_t b) {
   uint64_t out = 0;
-  if (__builtin_mul_overflow(a, b, &out)) fail_input("memory size overflows 64 bits ({} x {})", a, b);
+  if (__builtin_mul_overflow(a, b, &out))
+    fail_input("memory size overflows 64 bits ({} x {})", a, b);
   return out;
 }
 
@@ -131,15 +132,17 @@ MemoryPlan plan_memory(const PlanModel& model, const PlanOptions& options) {
     plan.weights_bytes = add(plan.weights_bytes, out.weights_bytes);
     plan.kv_bytes = add(plan.kv_bytes, out.kv_bytes);
     plan.kv_bytes_per_token = add(plan.kv_bytes_per_token, out.kv_bytes_per_token);
-    plan.state_bytes_per_sequence = add(plan.state_bytes_per_sequence, out.state_bytes_per_sequence);
+    plan.state_bytes_per_sequence =
+        add(plan.state_bytes_per_sequence, out.state_bytes_per_sequence);
     plan.layers.push_back(out);
   }
 
   plan.embedding_bytes = sum_bytes(model.embedding, embedding_format(options.weights));
   plan.lm_head_bytes = sum_bytes(model.lm_head, embedding_format(options.weights));
   plan.other_weights_bytes = sum_bytes(model.other, options.weights);
-  plan.weights_bytes = add(plan.weights_bytes, add(plan.embedding_bytes,
-                                                   add(plan.lm_head_bytes, plan.other_weights_bytes)));
+  plan.weights_bytes =
+      add(plan.weights_bytes,
+          add(plan.embedding_bytes, add(plan.lm_head_bytes, plan.other_weights_bytes)));
 
   // Runtime: a fixed allowance plus, per user, the last step's logits and the sampler's sorted
   // copy of them (f32 each).
@@ -182,9 +185,12 @@ MemoryPlan plan_memory(const PlanModel& model, const PlanOptions& options) {
 
 std::string_view to_string(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kGreen: return "green";
-    case Verdict::kYellow: return "yellow";
-    case Verdict::kRed: return "red";
+    case Verdict::kGreen:
+      return "green";
+    case Verdict::kYellow:
+      return "yellow";
+    case Verdict::kRed:
+      return "red";
   }
   return "?";
 }
@@ -198,9 +204,12 @@ DeviceFit assess_fit(const MemoryPlan& plan, uint64_t device_bytes, std::string 
   fit.free_bytes = plan.total_bytes <= device_bytes ? device_bytes - plan.total_bytes : 0;
   // Compare in integers so that the 80% boundary is exact: total x 100 <= device x 80.
   const unsigned __int128 total = plan.total_bytes, device = device_bytes;
-  if (total * 100 <= device * 80) fit.verdict = Verdict::kGreen;
-  else if (total <= device) fit.verdict = Verdict::kYellow;
-  else fit.verdict = Verdict::kRed;
+  if (total * 100 <= device * 80)
+    fit.verdict = Verdict::kGreen;
+  else if (total <= device)
+    fit.verdict = Verdict::kYellow;
+  else
+    fit.verdict = Verdict::kRed;
   return fit;
 }
 

@@ -67,7 +67,7 @@ struct MemoryPlan {
   uint64_t kv_bytes = 0;             // sum over layers
   uint64_t runtime_bytes = 0;
   uint64_t prefill_bytes = 0;
-  uint64_t total_bytes = 0;          // weights + kv + runtime + prefill
+  uint64_t total_bytes = 0;  // weights + kv + runtime + prefill
 
   uint64_t kv_bytes_per_token = 0;        // one user, all layers, before any window caps
   uint64_t state_bytes_per_sequence = 0;  // one user, all recurrent layers

@@ -41,9 +41,10 @@ LoadedModel load_plan_model(const std::string& path) {
   if (!in) fail_input("cannot read {}", loaded.config_path.string());
   nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, false);
   if (config.is_discarded())
-    fail_input("{}: not valid JSON (a .safetensors or .gguf file is not a config; pass the model "
-               "folder)",
-               loaded.config_path.string());
+    fail_input(
+        "{}: not valid JSON (a .safetensors or .gguf file is not a config; pass the model "
+        "folder)",
+        loaded.config_path.string());
   loaded.model = parse_plan_model(config);
   if (auto checkpoint = read_checkpoint(loaded.model_dir)) {
     apply_checkpoint(loaded.model, *checkpoint);

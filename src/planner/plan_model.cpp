@@ -36,7 +36,9 @@ int64_t checked_add(int64_t a, int64_t b) {
   return out;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Reads fields of one config object; every error names the field as the user wrote it.
 class ConfigReader {
@@ -126,8 +128,7 @@ class ConfigReader {
     if (!has(key)) return out;
     const json& value = object_.at(std::string(key));
     if (!value.is_array())
-      fail_input("config.json: \"{}\" must be a list of strings, got {}", field(key),
-                 value.dump());
+      fail_input("config.json: \"{}\" must be a list of strings, got {}", field(key), value.dump());
     for (const json& item : value) {
       if (!item.is_string())
         fail_input("config.json: \"{}\" must be a list of strings, got {}", field(key),
@@ -178,8 +179,7 @@ class ConfigReader {
   std::string model_type_;
 };
 
-PlanTensor matrix(std::string name, int64_t out_features, int64_t in_features,
-                  int64_t copies = 1) {
+PlanTensor matrix(std::string name, int64_t out_features, int64_t in_features, int64_t copies = 1) {
   return PlanTensor{std::move(name), {out_features, in_features}, true, copies};
 }
 
@@ -192,7 +192,9 @@ PlanTensor router(std::string name, int64_t out_features, int64_t in_features) {
   return PlanTensor{std::move(name), {out_features, in_features}, false, 1};
 }
 
-std::string layer_prefix(int index) { return fmt::format("model.layers.{}.", index); }
+std::string layer_prefix(int index) {
+  return fmt::format("model.layers.{}.", index);
+}
 
 // --- attention --------------------------------------------------------------------------------
 
@@ -303,9 +305,8 @@ int64_t moe_activations_per_token(const MoeSpec& spec) {
 
 void check_moe(const ConfigReader& cfg, const MoeSpec& spec, std::string_view experts_field) {
   if (spec.experts_per_token > spec.experts)
-    fail_input("config.json: \"{}\" {} is larger than \"{}\" {}",
-               cfg.field("num_experts_per_tok"), spec.experts_per_token, cfg.field(experts_field),
-               spec.experts);
+    fail_input("config.json: \"{}\" {} is larger than \"{}\" {}", cfg.field("num_experts_per_tok"),
+               spec.experts_per_token, cfg.field(experts_field), spec.experts);
 }
 
 // --- layer patterns ---------------------------------------------------------------------------
@@ -319,12 +320,15 @@ std::optional<std::vector<LayerKind>> read_layer_types(const ConfigReader& cfg, 
                names.size(), cfg.field("num_hidden_layers"), layers);
   std::vector<LayerKind> kinds;
   for (const std::string& name : names) {
-    if (name == "full_attention") kinds.push_back(LayerKind::kAttention);
-    else if (name == "sliding_attention") kinds.push_back(LayerKind::kSlidingAttention);
+    if (name == "full_attention")
+      kinds.push_back(LayerKind::kAttention);
+    else if (name == "sliding_attention")
+      kinds.push_back(LayerKind::kSlidingAttention);
     else
-      fail_input("config.json: \"{}\" holds \"{}\"; the planner knows full_attention and "
-                 "sliding_attention",
-                 cfg.field("layer_types"), name);
+      fail_input(
+          "config.json: \"{}\" holds \"{}\"; the planner knows full_attention and "
+          "sliding_attention",
+          cfg.field("layer_types"), name);
   }
   return kinds;
 }
@@ -337,8 +341,8 @@ struct TransformerFamily {
   bool qkv_bias = false;             // always (Qwen2)
   bool attention_bias_field = true;  // "attention_bias" switches q, k, v, o biases
   bool qk_norm = false;
-  bool fused = false;                // Phi-3: qkv_proj and gate_up_proj
-  int norms_per_layer = 2;           // Gemma 2/3 add pre/post feed-forward norms
+  bool fused = false;       // Phi-3: qkv_proj and gate_up_proj
+  int norms_per_layer = 2;  // Gemma 2/3 add pre/post feed-forward norms
 };
 
 void add_norms(PlanLayer& layer, const std::string& prefix, int64_t hidden, int count) {
@@ -373,8 +377,8 @@ std::vector<LayerKind> attention_pattern(const ConfigReader& cfg, const std::str
         kinds[i] = i % 2 == 0 ? LayerKind::kSlidingAttention : LayerKind::kAttention;
     } else {
       // Gemma 3: every sliding_window_pattern-th layer is global, the others slide.
-      int64_t pattern = cfg.positive_or("sliding_window_pattern",
-                                        cfg.positive_or("_sliding_window_pattern", 6));
+      int64_t pattern =
+          cfg.positive_or("sliding_window_pattern", cfg.positive_or("_sliding_window_pattern", 6));
       for (int64_t i = 0; i < layers; ++i)
         kinds[i] = (i + 1) % pattern == 0 ? LayerKind::kAttention : LayerKind::kSlidingAttention;
     }
@@ -409,11 +413,23 @@ std::vector<LayerKind> attention_pattern(const ConfigReader& cfg, const std::str
 }
 
 PlanModel parse_transformer(const ConfigReader& cfg, const std::string& type, PlanModel model) {
+  // What each family adds to the Llama layout (transformers' modeling code for each).
   TransformerFamily family;
-  if (type == "qwen2" || type == "qwen2_moe") family.qkv_bias = true, family.attention_bias_field = false;
-  if (type == "qwen3" || type == "qwen3_moe") family.qk_norm = true, family.default_head_dim = 128;
-  if (type == "gemma" || type == "gemma2" || type == "gemma3_text")
-    family.default_head_dim = 256, family.default_tied = true;
+  const bool qwen2 = type == "qwen2" || type == "qwen2_moe";
+  const bool qwen3 = type == "qwen3" || type == "qwen3_moe";
+  const bool gemma = type == "gemma" || type == "gemma2" || type == "gemma3_text";
+  if (qwen2) {
+    family.qkv_bias = true;
+    family.attention_bias_field = false;
+  }
+  if (qwen3) {
+    family.qk_norm = true;
+    family.default_head_dim = 128;
+  }
+  if (gemma) {
+    family.default_head_dim = 256;
+    family.default_tied = true;
+  }
   if (type == "gemma2" || type == "gemma3_text") family.norms_per_layer = 4;
   if (type == "gemma3_text") family.qk_norm = true;
   if (type == "phi3") family.fused = true;
@@ -449,8 +465,7 @@ PlanModel parse_transformer(const ConfigReader& cfg, const std::string& type, Pl
     const int64_t step = cfg.positive_or("decoder_sparse_step", 1);
     std::vector<int64_t> mlp_only = cfg.integer_list("mlp_only_layers");
     std::set<int64_t> dense_layers(mlp_only.begin(), mlp_only.end());
-    for (int64_t i = 0; i < layers; ++i)
-      is_moe[i] = !dense_layers.count(i) && (i + 1) % step == 0;
+    for (int64_t i = 0; i < layers; ++i) is_moe[i] = !dense_layers.count(i) && (i + 1) % step == 0;
     if (std::count(is_moe.begin(), is_moe.end(), false))
       dense_intermediate = cfg.positive("intermediate_size");
   } else {
@@ -471,7 +486,8 @@ PlanModel parse_transformer(const ConfigReader& cfg, const std::string& type, Pl
       if (family.fused) {
         layer.tensors.push_back(
             matrix(prefix + "mlp.gate_up_proj.weight", 2 * dense_intermediate, hidden));
-        layer.tensors.push_back(matrix(prefix + "mlp.down_proj.weight", hidden, dense_intermediate));
+        layer.tensors.push_back(
+            matrix(prefix + "mlp.down_proj.weight", hidden, dense_intermediate));
         layer.ffn = FfnKind::kDense;
         layer.ffn_activations_per_token = 2 * dense_intermediate;
       } else {
@@ -543,13 +559,15 @@ PlanModel parse_deepseek(const ConfigReader& cfg, PlanModel model) {
       layer.tensors.push_back(matrix(attn + "q_a_proj.weight", q_lora_rank, hidden));
       if (bias) layer.tensors.push_back(vector(attn + "q_a_proj.bias", q_lora_rank));
       layer.tensors.push_back(vector(attn + "q_a_layernorm.weight", q_lora_rank));
-      layer.tensors.push_back(matrix(attn + "q_b_proj.weight", checked_mul({heads, qk_dim}), q_lora_rank));
+      layer.tensors.push_back(
+          matrix(attn + "q_b_proj.weight", checked_mul({heads, qk_dim}), q_lora_rank));
     } else {
       layer.tensors.push_back(matrix(attn + "q_proj.weight", checked_mul({heads, qk_dim}), hidden));
     }
     layer.tensors.push_back(
         matrix(attn + "kv_a_proj_with_mqa.weight", kv_lora_rank + rope_dim, hidden));
-    if (bias) layer.tensors.push_back(vector(attn + "kv_a_proj_with_mqa.bias", kv_lora_rank + rope_dim));
+    if (bias)
+      layer.tensors.push_back(vector(attn + "kv_a_proj_with_mqa.bias", kv_lora_rank + rope_dim));
     layer.tensors.push_back(vector(attn + "kv_a_layernorm.weight", kv_lora_rank));
     layer.tensors.push_back(
         matrix(attn + "kv_b_proj.weight", checked_mul({heads, nope_dim + v_dim}), kv_lora_rank));
@@ -563,10 +581,9 @@ PlanModel parse_deepseek(const ConfigReader& cfg, PlanModel model) {
     layer.qk_rope_head_dim = rope_dim;
     // q (and its low-rank code), the compressed kv, the per-head keys and values it expands to
     // during prefill, and the attention output.
-    layer.mixer_activations_per_token = q_lora_rank + checked_mul({heads, qk_dim}) +
-                                        (kv_lora_rank + rope_dim) +
-                                        checked_mul({heads, qk_dim + v_dim}) +
-                                        checked_mul({heads, v_dim});
+    layer.mixer_activations_per_token =
+        q_lora_rank + checked_mul({heads, qk_dim}) + (kv_lora_rank + rope_dim) +
+        checked_mul({heads, qk_dim + v_dim}) + checked_mul({heads, v_dim});
 
     const bool routed = moe.experts > 0 && i >= first_dense && i % frequency == 0;
     if (routed) {
@@ -603,9 +620,9 @@ struct MambaSpec {
   int64_t d_inner = 0;
   int64_t d_state = 0;
   int64_t d_conv = 0;
-  int64_t dt_rank = 0;      // Mamba-1
-  int64_t heads = 0;        // Mamba-2
-  int64_t groups = 1;       // Mamba-2
+  int64_t dt_rank = 0;       // Mamba-1
+  int64_t heads = 0;         // Mamba-2
+  int64_t groups = 1;        // Mamba-2
   int64_t chunk_size = 256;  // Mamba-2 scan chunk
   bool proj_bias = false;
   bool conv_bias = true;
@@ -682,9 +699,10 @@ PlanModel parse_hf_mamba(const ConfigReader& cfg, const std::string& type, PlanM
     spec.chunk_size = cfg.positive_or("chunk_size", 256);
     spec.d_inner = checked_mul({expand, hidden});
     if (checked_mul({spec.heads, head_dim}) != spec.d_inner)
-      fail_input("config.json: \"num_heads\" {} x \"head_dim\" {} must equal \"expand\" {} x "
-                 "\"hidden_size\" {}",
-                 spec.heads, head_dim, expand, hidden);
+      fail_input(
+          "config.json: \"num_heads\" {} x \"head_dim\" {} must equal \"expand\" {} x "
+          "\"hidden_size\" {}",
+          spec.heads, head_dim, expand, hidden);
     if (spec.heads % spec.groups != 0)
       fail_input("config.json: \"num_heads\" {} is not divisible by \"n_groups\" {}", spec.heads,
                  spec.groups);
@@ -712,8 +730,9 @@ PlanModel parse_mamba_ssm(const ConfigReader& cfg, PlanModel model) {
   const int64_t pad = cfg.positive_or("pad_vocab_size_multiple", 8);
   model.vocab_size = ceil_div(vocab, pad) * pad;
   if (!cfg.integer_list("attn_layer_idx").empty())
-    fail_input("config.json: \"attn_layer_idx\" is not empty: mamba_ssm hybrids with attention "
-               "layers are not planned yet (Jamba is)");
+    fail_input(
+        "config.json: \"attn_layer_idx\" is not empty: mamba_ssm hybrids with attention "
+        "layers are not planned yet (Jamba is)");
   const json* ssm_object = cfg.object("ssm_cfg");
   const json empty = json::object();
   ConfigReader ssm(ssm_object ? *ssm_object : empty, "ssm_cfg.", "mamba_ssm");
@@ -824,14 +843,22 @@ PlanModel parse_jamba(const ConfigReader& cfg, PlanModel model) {
 
 const std::vector<std::pair<std::string, std::string>>& known_architectures() {
   static const std::vector<std::pair<std::string, std::string>> table = {
-      {"LlamaForCausalLM", "llama"},       {"MistralForCausalLM", "mistral"},
-      {"MixtralForCausalLM", "mixtral"},   {"Qwen2ForCausalLM", "qwen2"},
-      {"Qwen2MoeForCausalLM", "qwen2_moe"}, {"Qwen3ForCausalLM", "qwen3"},
-      {"Qwen3MoeForCausalLM", "qwen3_moe"}, {"GemmaForCausalLM", "gemma"},
-      {"Gemma2ForCausalLM", "gemma2"},     {"Gemma3ForCausalLM", "gemma3_text"},
-      {"Phi3ForCausalLM", "phi3"},         {"DeepseekV2ForCausalLM", "deepseek_v2"},
-      {"DeepseekV3ForCausalLM", "deepseek_v3"}, {"MambaForCausalLM", "mamba"},
-      {"Mamba2ForCausalLM", "mamba2"},     {"JambaForCausalLM", "jamba"},
+      {"LlamaForCausalLM", "llama"},
+      {"MistralForCausalLM", "mistral"},
+      {"MixtralForCausalLM", "mixtral"},
+      {"Qwen2ForCausalLM", "qwen2"},
+      {"Qwen2MoeForCausalLM", "qwen2_moe"},
+      {"Qwen3ForCausalLM", "qwen3"},
+      {"Qwen3MoeForCausalLM", "qwen3_moe"},
+      {"GemmaForCausalLM", "gemma"},
+      {"Gemma2ForCausalLM", "gemma2"},
+      {"Gemma3ForCausalLM", "gemma3_text"},
+      {"Phi3ForCausalLM", "phi3"},
+      {"DeepseekV2ForCausalLM", "deepseek_v2"},
+      {"DeepseekV3ForCausalLM", "deepseek_v3"},
+      {"MambaForCausalLM", "mamba"},
+      {"Mamba2ForCausalLM", "mamba2"},
+      {"JambaForCausalLM", "jamba"},
   };
   return table;
 }
@@ -861,20 +888,28 @@ std::optional<WeightFormat> native_format(const json& config) {
 
 std::string_view to_string(LayerKind kind) {
   switch (kind) {
-    case LayerKind::kAttention: return "attention";
-    case LayerKind::kSlidingAttention: return "sliding";
-    case LayerKind::kMla: return "mla";
-    case LayerKind::kMamba: return "mamba";
-    case LayerKind::kMamba2: return "mamba2";
+    case LayerKind::kAttention:
+      return "attention";
+    case LayerKind::kSlidingAttention:
+      return "sliding";
+    case LayerKind::kMla:
+      return "mla";
+    case LayerKind::kMamba:
+      return "mamba";
+    case LayerKind::kMamba2:
+      return "mamba2";
   }
   return "?";
 }
 
 std::string_view to_string(FfnKind kind) {
   switch (kind) {
-    case FfnKind::kDense: return "dense";
-    case FfnKind::kMoe: return "moe";
-    case FfnKind::kNone: return "none";
+    case FfnKind::kDense:
+      return "dense";
+    case FfnKind::kMoe:
+      return "moe";
+    case FfnKind::kNone:
+      return "none";
   }
   return "?";
 }
@@ -907,8 +942,12 @@ static int64_t sum_parameters(const std::vector<PlanTensor>& tensors) {
   return total;
 }
 
-int64_t PlanModel::embedding_parameters() const { return sum_parameters(embedding); }
-int64_t PlanModel::lm_head_parameters() const { return sum_parameters(lm_head); }
+int64_t PlanModel::embedding_parameters() const {
+  return sum_parameters(embedding);
+}
+int64_t PlanModel::lm_head_parameters() const {
+  return sum_parameters(lm_head);
+}
 
 int64_t PlanModel::parameters() const {
   int64_t total = checked_add(sum_parameters(embedding), sum_parameters(lm_head));
@@ -938,11 +977,13 @@ PlanModel parse_plan_model(const json& config) {
       if (architecture == model.architecture) type = known_type;
     if (type.empty()) {
       if (architectures.empty())
-        fail_input("config.json: missing field \"model_type\" (and no \"architectures\" to tell "
-                   "the model apart)");
-      fail_input("config.json: unknown architecture \"{}\" and no \"model_type\"; the planner "
-                 "knows {}",
-                 model.architecture, supported_list());
+        fail_input(
+            "config.json: missing field \"model_type\" (and no \"architectures\" to tell "
+            "the model apart)");
+      fail_input(
+          "config.json: unknown architecture \"{}\" and no \"model_type\"; the planner "
+          "knows {}",
+          model.architecture, supported_list());
     }
   }
 
@@ -968,8 +1009,8 @@ PlanModel parse_plan_model(const json& config) {
           tower));
 
   static const std::set<std::string> transformers = {
-      "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-      "gemma", "gemma2",  "gemma3_text", "phi3"};
+      "llama",     "mistral", "mixtral", "qwen2",       "qwen2_moe", "qwen3",
+      "qwen3_moe", "gemma",   "gemma2",  "gemma3_text", "phi3"};
   if (transformers.count(type)) {
     json filled;
     const json* source = text;

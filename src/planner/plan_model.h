@@ -46,8 +46,8 @@ struct PlanLayer {
   // Attention geometry (kAttention, kSlidingAttention).
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
-  int64_t head_dim = 0;       // of queries and keys
-  int64_t v_head_dim = 0;     // of values
+  int64_t head_dim = 0;        // of queries and keys
+  int64_t v_head_dim = 0;      // of values
   int64_t sliding_window = 0;  // tokens a query sees; 0 = unbounded
 
   // MLA geometry (kMla): the cache holds kv_lora_rank + qk_rope_head_dim values per token.
@@ -82,8 +82,8 @@ struct PlanModel {
   std::vector<PlanTensor> other;      // final norm, and checkpoint tensors outside the layers
 
   std::string parameters_source = "config";  // "safetensors" once a checkpoint header was read
-  int64_t unplanned_parameters = 0;  // in the checkpoint but not loaded for inference (MTP)
-  std::vector<std::string> notes;    // things a user should know about this plan
+  int64_t unplanned_parameters = 0;          // in the checkpoint but not loaded for inference (MTP)
+  std::vector<std::string> notes;            // things a user should know about this plan
 
   int64_t parameters() const;  // everything planned: layers + embedding + lm_head + other
   int64_t embedding_parameters() const;

@@ -59,7 +59,8 @@ std::string kinds_summary(const MemoryPlan& plan) {
     ++ffns[std::string(to_string(layer.ffn))];
   }
   std::string out;
-  for (const auto& [kind, count] : kinds) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", count, kind);
+  for (const auto& [kind, count] : kinds)
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", count, kind);
   std::string ffn_text;
   for (const auto& [ffn, count] : ffns)
     if (ffn != "none") ffn_text += fmt::format("{}{} {}", ffn_text.empty() ? "" : ", ", count, ffn);
@@ -81,7 +82,8 @@ RenderStyle detect_style(std::FILE* stream) {
       break;
     }
   std::transform(locale.begin(), locale.end(), locale.begin(), ::tolower);
-  style.unicode = locale.find("utf-8") != std::string::npos || locale.find("utf8") != std::string::npos;
+  style.unicode =
+      locale.find("utf-8") != std::string::npos || locale.find("utf8") != std::string::npos;
   return style;
 }
 
@@ -97,6 +99,7 @@ std::string group_digits(int64_t count) {
 std::string format_count(int64_t count) {
   if (count >= 1'000'000'000) return fmt::format("{:.2f}B", double(count) / 1e9);
   if (count >= 1'000'000) return fmt::format("{:.2f}M", double(count) / 1e6);
+  if (count >= 10'000) return fmt::format("{:.2f}K", double(count) / 1e3);
   return fmt::format("{}", count);
 }
 
@@ -105,29 +108,33 @@ std::string render_table(const MemoryPlan& plan, const DeviceFit& fit, const Ren
   std::string out;
   out += fmt::format("{} {} ({}), {} layers: {}\n", paint(style, kBold, "model  "),
                      plan.architecture, plan.model_type, plan.layers.size(), kinds_summary(plan));
-  out += fmt::format("{} {} ({} from {}{})\n", paint(style, kBold, "params "),
-                     format_count(plan.parameters), group_digits(plan.parameters),
-                     plan.parameters_source == "config" ? "config.json" : "the safetensors headers",
-                     plan.unplanned_parameters > 0
-                         ? fmt::format("; {} more not planned", format_count(plan.unplanned_parameters))
-                         : "");
-  out += fmt::format("{} ctx {} x {} user{}, weights {}, KV {}, prefill {} tokens/step\n\n",
-                     paint(style, kBold, "plan   "), o.context_tokens, o.users,
-                     o.users == 1 ? "" : "s", to_string(o.weights), to_string(o.kv_dtype),
-                     std::min(o.prefill_chunk, o.context_tokens) *
-                         (o.prefill_sequences > 0 ? std::min(o.prefill_sequences, o.users) : o.users));
+  out += fmt::format(
+      "{} {} ({} from {}{})\n", paint(style, kBold, "params "), format_count(plan.parameters),
+      group_digits(plan.parameters),
+      plan.parameters_source == "config" ? "config.json" : "the safetensors headers",
+      plan.unplanned_parameters > 0
+          ? fmt::format("; {} more not planned", format_count(plan.unplanned_parameters))
+          : "");
+  out +=
+      fmt::format("{} ctx {} x {} user{}, weights {}, KV {}, prefill {} tokens/step\n\n",
+                  paint(style, kBold, "plan   "), o.context_tokens, o.users,
+                  o.users == 1 ? "" : "s", to_string(o.weights), to_string(o.kv_dtype),
+                  std::min(o.prefill_chunk, o.context_tokens) *
+                      (o.prefill_sequences > 0 ? std::min(o.prefill_sequences, o.users) : o.users));
   uint64_t layer_weights = 0;
   for (const LayerMemory& layer : plan.layers) layer_weights += layer.weights_bytes;
   auto row = [&](const std::string& name, uint64_t bytes, const std::string& detail) {
     out += fmt::format("  {:<22}{:>12}  {:>6}  {}\n", name, format_bytes(bytes),
                        percent(bytes, plan.total_bytes), detail);
   };
-  out += paint(style, kDim, fmt::format("  {:<22}{:>12}  {:>6}  {}\n", "component", "bytes", "share", ""));
+  out += paint(style, kDim,
+               fmt::format("  {:<22}{:>12}  {:>6}  {}\n", "component", "bytes", "share", ""));
   row("weights", plan.weights_bytes, "");
   row("  layers", layer_weights, "");
   row("  embeddings", plan.embedding_bytes, format_count(plan.embedding_parameters) + " params");
   row("  lm_head", plan.lm_head_bytes,
-      plan.tied_embeddings ? "tied to the embeddings" : format_count(plan.lm_head_parameters) + " params");
+      plan.tied_embeddings ? "tied to the embeddings"
+                           : format_count(plan.lm_head_parameters) + " params");
   row("  other", plan.other_weights_bytes, "final norm etc.");
   std::string kv_detail;
   if (plan.kv_bytes_per_token > 0)
@@ -138,7 +145,8 @@ std::string render_table(const MemoryPlan& plan, const DeviceFit& fit, const Ren
   row("KV cache / state", plan.kv_bytes, kv_detail);
   row("runtime", plan.runtime_bytes, "base + logits and sampler per user");
   row("prefill activations", plan.prefill_bytes, "widest layer, one step");
-  out += paint(style, kBold, fmt::format("  {:<22}{:>12}\n", "total", format_bytes(plan.total_bytes)));
+  out +=
+      paint(style, kBold, fmt::format("  {:<22}{:>12}\n", "total", format_bytes(plan.total_bytes)));
   out += fmt::format("  {:<22}{:>12}          {}\n", "device", format_bytes(fit.device_bytes),
                      fit.device_source);
   out += fmt::format("  {:<22}{:>12}\n", "free", format_bytes(fit.free_bytes));
@@ -165,17 +173,19 @@ std::string render_stacked_bar(const MemoryPlan& plan, const DeviceFit& fit,
     const int end = int(std::lround(cumulative / span * width));
     const int cells = std::max(0, end - drawn);
     drawn += cells;
-    const std::string glyph = style.color ? (style.unicode ? "█" : "#")
-                                          : (style.unicode ? segment.glyph_unicode
-                                                           : std::string(1, segment.glyph_ascii));
+    const std::string glyph =
+        style.color ? (style.unicode ? "█" : "#")
+                    : (style.unicode ? segment.glyph_unicode : std::string(1, segment.glyph_ascii));
     bar += paint(style, segment.color, repeat(glyph, size_t(cells)));
   }
-  std::string out = fmt::format("{}{}{}  {} {}\n", style.unicode ? "▕" : "[", bar,
-                                style.unicode ? "▏" : "]", format_bytes(fit.device_bytes), "device");
+  std::string out =
+      fmt::format("{}{}{}  {} {}\n", style.unicode ? "▕" : "[", bar, style.unicode ? "▏" : "]",
+                  format_bytes(fit.device_bytes), "device");
   if (plan.total_bytes > fit.device_bytes) {
     const int device_cell = int(std::lround(double(fit.device_bytes) / span * width));
-    out += fmt::format(" {}{} device ends here; {} over\n", std::string(size_t(device_cell), ' '),
-                       style.unicode ? "↑" : "^", format_bytes(plan.total_bytes - fit.device_bytes));
+    out +=
+        fmt::format(" {}{} device ends here; {} over\n", std::string(size_t(device_cell), ' '),
+                    style.unicode ? "↑" : "^", format_bytes(plan.total_bytes - fit.device_bytes));
   }
   std::string legend;
   for (const Segment& segment : segments) {
@@ -223,9 +233,11 @@ std::string render_heatmap(const MemoryPlan& plan, const RenderStyle& style) {
     const uint64_t total = row.weights + row.kv;
     const int cells = int(std::lround(double(total) / double(widest) * style.heat_width));
     const int kv_cells = total == 0 ? 0 : int(std::lround(double(row.kv) / double(total) * cells));
-    std::string bar = repeat(weight_glyph, size_t(cells - kv_cells)) + repeat(kv_glyph, size_t(kv_cells));
+    std::string bar =
+        repeat(weight_glyph, size_t(cells - kv_cells)) + repeat(kv_glyph, size_t(kv_cells));
     if (style.color)
-      bar = fmt::format("\033[38;5;{}m{}{}", heat_color(double(total) / double(widest)), bar, kReset);
+      bar =
+          fmt::format("\033[38;5;{}m{}{}", heat_color(double(total) / double(widest)), bar, kReset);
     out += fmt::format("{:>7} {:<9} {:<5} {:>11} {:>11}  {}\n", row.label, row.kind, row.ffn,
                        format_bytes(row.weights), format_bytes(row.kv), bar);
   }
@@ -241,14 +253,16 @@ std::string render_verdict(const MemoryPlan& plan, const DeviceFit& fit, const R
              fmt::format("  fits with room: {}; green up to {:.0f}%\n", used, kGreenFraction * 100);
     case Verdict::kYellow:
       return paint(style, "\033[1;33m", "YELLOW") +
-             fmt::format("  fits, but tight: {}; above {:.0f}% other programs and fragmentation "
-                         "may push it over\n",
-                         used, kGreenFraction * 100);
+             fmt::format(
+                 "  fits, but tight: {}; above {:.0f}% other programs and fragmentation "
+                 "may push it over\n",
+                 used, kGreenFraction * 100);
     case Verdict::kRed:
       return paint(style, "\033[1;31m", "RED") +
-             fmt::format("  does not fit: {}, {} over; lower --ctx or --users, or quantize "
-                         "(--weights, --kv-dtype)\n",
-                         used, format_bytes(plan.total_bytes - fit.device_bytes));
+             fmt::format(
+                 "  does not fit: {}, {} over; lower --ctx or --users, or quantize "
+                 "(--weights, --kv-dtype)\n",
+                 used, format_bytes(plan.total_bytes - fit.device_bytes));
   }
   return "";
 }

@@ -9,10 +9,10 @@
 namespace hwledger::planner {
 
 struct RenderStyle {
-  bool color = false;    // ANSI colours: only when writing to a terminal
-  bool unicode = true;   // block characters; ASCII otherwise
-  int bar_width = 60;    // cells of the stacked bar
-  int heat_width = 40;   // cells of the widest heatmap row
+  bool color = false;         // ANSI colours: only when writing to a terminal
+  bool unicode = true;        // block characters; ASCII otherwise
+  int bar_width = 60;         // cells of the stacked bar
+  int heat_width = 40;        // cells of the widest heatmap row
   size_t max_heat_rows = 64;  // more layers than this (100+) are bucketed
 };
 
@@ -28,7 +28,7 @@ std::string render_verdict(const MemoryPlan& plan, const DeviceFit& fit, const R
 // All of the above, and the plan's notes.
 std::string render_report(const MemoryPlan& plan, const DeviceFit& fit, const RenderStyle& style);
 
-// "8.03B", "596.05M", "12345".
+// "8.03B", "596.05M", "754.56K", "1234".
 std::string format_count(int64_t count);
 // "8,030,261,248".
 std::string group_digits(int64_t count);

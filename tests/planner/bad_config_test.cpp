@@ -23,9 +23,11 @@ struct BadConfig {
 
 const BadConfig kBadConfigs[] = {
     {"missing heads", "{" LLAMA_FIELDS "}", {"missing", "num_attention_heads"}},
-    {"zero heads", "{" LLAMA_FIELDS R"(, "num_attention_heads": 0})",
+    {"zero heads",
+     "{" LLAMA_FIELDS R"(, "num_attention_heads": 0})",
      {"num_attention_heads", "is 0"}},
-    {"negative heads", "{" LLAMA_FIELDS R"(, "num_attention_heads": -8})",
+    {"negative heads",
+     "{" LLAMA_FIELDS R"(, "num_attention_heads": -8})",
      {"num_attention_heads", "-8"}},
     {"heads not divisible by kv heads",
      "{" LLAMA_FIELDS R"(, "num_attention_heads": 8, "num_key_value_heads": 3})",
@@ -38,7 +40,8 @@ const BadConfig kBadConfigs[] = {
      R"({"model_type": "llama", "hidden_size": "256", "intermediate_size": 512,
          "vocab_size": 1000, "num_hidden_layers": 2, "num_attention_heads": 8})",
      {"hidden_size", "integer", "\"256\""}},
-    {"fractional size", "{" LLAMA_FIELDS R"(, "num_attention_heads": 8.5})",
+    {"fractional size",
+     "{" LLAMA_FIELDS R"(, "num_attention_heads": 8.5})",
      {"num_attention_heads", "8.5"}},
     {"missing vocab",
      R"({"model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
@@ -48,9 +51,11 @@ const BadConfig kBadConfigs[] = {
      R"({"model_type": "llama", "hidden_size": 256, "vocab_size": 1000,
          "num_hidden_layers": 2, "num_attention_heads": 8})",
      {"missing", "intermediate_size"}},
-    {"implausible size", "{" LLAMA_FIELDS R"(, "num_attention_heads": 99999999999999})",
+    {"implausible size",
+     "{" LLAMA_FIELDS R"(, "num_attention_heads": 99999999999999})",
      {"num_attention_heads", "implausibly large"}},
-    {"unknown architecture", R"({"model_type": "gpt_bigcode", "hidden_size": 256})",
+    {"unknown architecture",
+     R"({"model_type": "gpt_bigcode", "hidden_size": 256})",
      {"gpt_bigcode", "llama"}},
     {"unknown architecture without model_type",
      R"({"architectures": ["FalconForCausalLM"], "hidden_size": 256})",
@@ -85,7 +90,8 @@ const BadConfig kBadConfigs[] = {
          "vocab_size": 1000, "state_size": 64, "num_heads": 7, "head_dim": 64,
          "n_groups": 1})",
      {"num_heads", "7", "head_dim", "expand", "hidden_size"}},
-    {"Mamba-2 groups", R"({"model_type": "mamba2", "hidden_size": 256, "num_hidden_layers": 2,
+    {"Mamba-2 groups",
+     R"({"model_type": "mamba2", "hidden_size": 256, "num_hidden_layers": 2,
          "vocab_size": 1000, "state_size": 64, "num_heads": 8, "head_dim": 64,
          "n_groups": 3})",
      {"num_heads", "n_groups", "3"}},
@@ -100,7 +106,8 @@ const BadConfig kBadConfigs[] = {
      R"({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
          "text_config": {"hidden_size": 2560, "num_hidden_layers": 34}})",
      {"text_config.intermediate_size"}},
-    {"bad boolean", "{" LLAMA_FIELDS R"(, "num_attention_heads": 8, "tie_word_embeddings": 3})",
+    {"bad boolean",
+     "{" LLAMA_FIELDS R"(, "num_attention_heads": 8, "tie_word_embeddings": 3})",
      {"tie_word_embeddings", "true or false"}},
 };
 
@@ -146,8 +153,8 @@ TEST(BadOptions, KvBlockDtypeMustDivideTheHead) {
 }
 
 TEST(BadOptions, ZeroUsersOrContextAreRefused) {
-  PlanModel model = parse_plan_model(nlohmann::json::parse(
-      "{" LLAMA_FIELDS R"(, "num_attention_heads": 8})"));
+  PlanModel model =
+      parse_plan_model(nlohmann::json::parse("{" LLAMA_FIELDS R"(, "num_attention_heads": 8})"));
   PlanOptions options;
   options.users = 0;
   EXPECT_THROW(plan_memory(model, options), InputError);

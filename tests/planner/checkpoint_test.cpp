@@ -74,7 +74,8 @@ class CraftedCheckpoint : public testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(testing::TempDir()) /
-           ("planner_ckpt_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("planner_ckpt_" +
+            std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -167,11 +168,12 @@ class Fp8Checkpoint : public CraftedCheckpoint {
         "vocab_size": 100, "tie_word_embeddings": true})";
     nlohmann::json header = nlohmann::json::object();
     uint64_t offset = 0;
-    auto add = [&](const std::string& name, const std::string& dtype,
-                   std::vector<int64_t> shape, uint64_t element_bytes) {
+    auto add = [&](const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                   uint64_t element_bytes) {
       uint64_t bytes = element_bytes;
       for (int64_t d : shape) bytes *= uint64_t(d);
-      header[name] = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+      header[name] = {
+          {"dtype", dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
       offset += bytes;
     };
     add("model.embed_tokens.weight", "BF16", {100, 64}, 2);

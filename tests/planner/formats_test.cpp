@@ -11,8 +11,8 @@ TEST(Formats, BytesPerWeightIncludeScales) {
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kF32), 4.0);
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kF16), 2.0);
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kBF16), 2.0);
-  EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ8_0), 34.0 / 32);   // f16 scale + 32 int8
-  EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ4_0), 18.0 / 32);   // f16 scale + 16 bytes
+  EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ8_0), 34.0 / 32);    // f16 scale + 32 int8
+  EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ4_0), 18.0 / 32);    // f16 scale + 16 bytes
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ4_K), 144.0 / 256);  // 4.5 bits
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ6_K), 210.0 / 256);  // 6.5625 bits
   EXPECT_DOUBLE_EQ(bytes_per_weight(WeightFormat::kQ5_0), 22.0 / 32);
@@ -66,9 +66,9 @@ TEST(Formats, ParseNamesAndRefusals) {
   EXPECT_EQ(parse_weight_format("bfloat16"), WeightFormat::kBF16);
   EXPECT_EQ(parse_kv_dtype("fp8"), KvDtype::kFp8);
   EXPECT_EQ(parse_kv_dtype("q8_0"), KvDtype::kQ8_0);
-  for (WeightFormat f : {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32,
-                         WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K,
-                         WeightFormat::kQ6_K, WeightFormat::kFp8})
+  for (WeightFormat f :
+       {WeightFormat::kBF16, WeightFormat::kF16, WeightFormat::kF32, WeightFormat::kQ8_0,
+        WeightFormat::kQ4_0, WeightFormat::kQ4_K, WeightFormat::kQ6_K, WeightFormat::kFp8})
     EXPECT_EQ(parse_weight_format(to_string(f)), f);
   try {
     parse_weight_format("q3_x");

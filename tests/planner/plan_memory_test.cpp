@@ -18,7 +18,9 @@ const char* kSmallLlama = R"({
   "num_hidden_layers": 2, "vocab_size": 128256, "max_position_embeddings": 131072,
   "tie_word_embeddings": false, "torch_dtype": "bfloat16"})";
 
-PlanModel small_llama() { return parse_plan_model(nlohmann::json::parse(kSmallLlama)); }
+PlanModel small_llama() {
+  return parse_plan_model(nlohmann::json::parse(kSmallLlama));
+}
 
 TEST(PlanMemory, LayerWeightsUnderEachFormat) {
   PlanModel model = small_llama();
@@ -84,7 +86,8 @@ TEST(PlanMemory, PrefillIsTokensPerStepTimesTheWidestLayer) {
   // Without flash attention the scores of one layer are materialised in f32:
   // 2 sequences x 32 heads x 100 query tokens x 100 keys x 4 bytes.
   options.flash_attention = false;
-  EXPECT_EQ(plan_memory(model, options).prefill_bytes, 200ull * 36'864 * 4 + 2ull * 32 * 100 * 100 * 4);
+  EXPECT_EQ(plan_memory(model, options).prefill_bytes,
+            200ull * 36'864 * 4 + 2ull * 32 * 100 * 100 * 4);
 }
 
 TEST(PlanMemory, MoePrefillCountsTheChosenExperts) {

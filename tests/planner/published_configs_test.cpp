@@ -13,7 +13,9 @@
 namespace hwledger::planner {
 namespace {
 
-PlanModel model_from(const char* text) { return parse_plan_model(nlohmann::json::parse(text)); }
+PlanModel model_from(const char* text) {
+  return parse_plan_model(nlohmann::json::parse(text));
+}
 
 MemoryPlan plan(const PlanModel& model, int64_t ctx = 4096, int64_t users = 1,
                 KvDtype kv = KvDtype::kF16) {
@@ -223,8 +225,8 @@ TEST(PublishedConfigs, Gemma2_9B) {
 TEST(PublishedConfigs, Gemma2_9BAlternatesSlidingAndGlobalLayers) {
   PlanModel model = model_from(kGemma2_9B);
   for (const PlanLayer& layer : model.layers)
-    EXPECT_EQ(layer.kind, layer.index % 2 == 0 ? LayerKind::kSlidingAttention
-                                               : LayerKind::kAttention)
+    EXPECT_EQ(layer.kind,
+              layer.index % 2 == 0 ? LayerKind::kSlidingAttention : LayerKind::kAttention)
         << layer.index;
   // At 8192 tokens: 21 sliding layers x 4096 tokens + 21 global layers x 8192 tokens, each
   // token 2 x 8 x 256 x 2 = 8,192 B per layer: 21 x 8192 x (4096 + 8192) = 2,113,929,216 B.
@@ -380,7 +382,6 @@ TEST(PublishedConfigs, JambaHybrid) {
   EXPECT_EQ(p.kv_bytes, 4096ull * 16'384 + 28ull * 622'592);
 }
 
-
 // --- further architectures the planner covers ---------------------------------------------------
 
 // Qwen/Qwen1.5-MoE-A2.7B config.json: Qwen2-MoE with a gated shared expert.
@@ -455,8 +456,8 @@ TEST(PublishedConfigs, Gemma3_1BFiveSlidingToOneGlobal) {
   expect_within_half_percent(model.parameters(), 1.0e9);
   // Layers 5, 11, 17, 23 are global ((i + 1) % 6 == 0), the other 22 slide over 512 tokens.
   for (const PlanLayer& layer : model.layers)
-    EXPECT_EQ(layer.kind, (layer.index + 1) % 6 == 0 ? LayerKind::kAttention
-                                                     : LayerKind::kSlidingAttention)
+    EXPECT_EQ(layer.kind,
+              (layer.index + 1) % 6 == 0 ? LayerKind::kAttention : LayerKind::kSlidingAttention)
         << layer.index;
   // KV/token: 26 x 2 x 1 x 256 x 2 = 26,624 B; each layer holds 1,024 B per token. At 32k:
   // (22 x 512 + 4 x 32768) tokens x 1,024 B.

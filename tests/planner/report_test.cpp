@@ -31,7 +31,9 @@ MemoryPlan plan_of(const PlanModel& model, int64_t ctx = 1024, int64_t users = 1
   return plan_memory(model, options);
 }
 
-size_t count_lines(const std::string& text) { return size_t(std::count(text.begin(), text.end(), '\n')); }
+size_t count_lines(const std::string& text) {
+  return size_t(std::count(text.begin(), text.end(), '\n'));
+}
 
 RenderStyle plain() {
   RenderStyle style;
@@ -141,8 +143,8 @@ TEST(Export, VllmRefusesWhatItCannotDo) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("q8_0"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(argv_of(ExportTarget::kVllm, plan_of(llama_with_layers(2), 1024, 1,
-                                                    KvDtype::kF16, WeightFormat::kQ4_K)),
+  EXPECT_THROW(argv_of(ExportTarget::kVllm,
+                       plan_of(llama_with_layers(2), 1024, 1, KvDtype::kF16, WeightFormat::kQ4_K)),
                InputError);
 }
 
@@ -154,8 +156,8 @@ TEST(Export, LlamaCppFlags) {
   EXPECT_TRUE(has_pair(argv, "-m", "llama-Q4_K.gguf"));
   EXPECT_TRUE(has_pair(argv, "-ctk", "q8_0"));
   EXPECT_TRUE(has_pair(argv, "-ctv", "q8_0"));
-  EXPECT_TRUE(has_pair(argv, "-fa", "on"));          // a quantized V cache needs it
-  EXPECT_TRUE(has_pair(argv, "-c", "32768"));        // the total over 4 slots of 8192
+  EXPECT_TRUE(has_pair(argv, "-fa", "on"));    // a quantized V cache needs it
+  EXPECT_TRUE(has_pair(argv, "-c", "32768"));  // the total over 4 slots of 8192
   EXPECT_TRUE(has_pair(argv, "-np", "4"));
   EXPECT_TRUE(has_pair(argv, "-ub", "2048"));
   EXPECT_NE(command.command_line().find("-ctk q8_0 -ctv q8_0"), std::string::npos);
@@ -163,10 +165,11 @@ TEST(Export, LlamaCppFlags) {
   MemoryPlan f16 = plan_of(llama_with_layers(2), 1024, 1, KvDtype::kF16, WeightFormat::kQ8_0);
   std::vector<std::string> plain_argv = argv_of(ExportTarget::kLlamaCpp, f16);
   EXPECT_EQ(std::find(plain_argv.begin(), plain_argv.end(), "-fa"), plain_argv.end());
-  EXPECT_THROW(argv_of(ExportTarget::kLlamaCpp, plan_of(llama_with_layers(2), 1024, 1, KvDtype::kFp8)),
-               InputError);
-  EXPECT_THROW(argv_of(ExportTarget::kLlamaCpp, plan_of(llama_with_layers(2), 1024, 1,
-                                                        KvDtype::kF16, WeightFormat::kFp8)),
+  EXPECT_THROW(
+      argv_of(ExportTarget::kLlamaCpp, plan_of(llama_with_layers(2), 1024, 1, KvDtype::kFp8)),
+      InputError);
+  EXPECT_THROW(argv_of(ExportTarget::kLlamaCpp,
+                       plan_of(llama_with_layers(2), 1024, 1, KvDtype::kF16, WeightFormat::kFp8)),
                InputError);
 }
 
@@ -180,11 +183,11 @@ TEST(Export, HwledgerFlags) {
   EXPECT_TRUE(has_pair(argv, "--max-context", "4096"));
   // KV: 2 layers x 4096 tokens x 2 users x (2 (K,V) x 2 kv heads x 64 x 2 bytes) = 8 MiB.
   EXPECT_TRUE(has_pair(argv, "--max-kv-size", "8M"));
-  EXPECT_THROW(argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 1024, 1,
-                                                        KvDtype::kQ8_0)),
-               InputError);
-  EXPECT_THROW(argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 1024, 1,
-                                                        KvDtype::kF16, WeightFormat::kQ4_0)),
+  EXPECT_THROW(
+      argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 1024, 1, KvDtype::kQ8_0)),
+      InputError);
+  EXPECT_THROW(argv_of(ExportTarget::kHwledger,
+                       plan_of(llama_with_layers(2), 1024, 1, KvDtype::kF16, WeightFormat::kQ4_0)),
                InputError);
 }
 
