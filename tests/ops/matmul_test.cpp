@@ -79,10 +79,11 @@ struct Case {
 };
 
 std::string describe(const Case& c) {
-  return fmt::format("M={} N={} K={} w={} bias={} accumulate={} threads={} ldx=K+{} ldy=N+{} "
-                     "simd={}",
-                     c.M, c.N, c.K, dtype_name(c.type), c.bias, c.accumulate, c.threads, c.x_pad,
-                     c.y_pad, simd_level_name());
+  return fmt::format(
+      "M={} N={} K={} w={} bias={} accumulate={} threads={} ldx=K+{} ldy=N+{} "
+      "simd={}",
+      c.M, c.N, c.K, dtype_name(c.type), c.bias, c.accumulate, c.threads, c.x_pad, c.y_pad,
+      simd_level_name());
 }
 
 // Runs matmul and matmul_reference on the same fresh random inputs and compares every output
@@ -139,17 +140,24 @@ class MatmulAtLevel : public ::testing::TestWithParam<SimdLevel> {
 // blocks), degenerate ones, and small versions of the model's.
 TEST_P(MatmulAtLevel, MatchesReferenceOnAwkwardShapes) {
   const std::vector<int64_t> Ms = {1, 2, 3, 7, 8, 9, 16, 33};
-  const std::vector<std::pair<int64_t, int64_t>> NKs = {
-      {1, 1},   {1, 37},  {5, 1},    {17, 3},  {33, 16}, {31, 31}, {64, 64},
-      {47, 65}, {100, 7}, {96, 300}, {7, 513}, {130, 257}};
+  const std::vector<std::pair<int64_t, int64_t>> NKs = {{1, 1},   {1, 37},   {5, 1},   {17, 3},
+                                                        {33, 16}, {31, 31},  {64, 64}, {47, 65},
+                                                        {100, 7}, {96, 300}, {7, 513}, {130, 257}};
   uint32_t seed = 1;
   for (DType type : {DType::F32, DType::F16, DType::BF16})
     for (int64_t M : Ms)
       for (auto [N, K] : NKs) {
         // Cycle the flags through the cases so that every combination is exercised.
         const uint32_t s = seed++;
-        Case c{M, N, K, type, (s & 1) != 0, (s & 2) != 0, 1 + static_cast<int>(s % 3),
-               (s & 4) ? 3u : 0u, (s & 8) ? 5u : 0u};
+        Case c{M,
+               N,
+               K,
+               type,
+               (s & 1) != 0,
+               (s & 2) != 0,
+               1 + static_cast<int>(s % 3),
+               (s & 4) ? 3u : 0u,
+               (s & 8) ? 5u : 0u};
         check_case(c, s);
         if (HasFailure()) return;
       }
@@ -158,8 +166,8 @@ TEST_P(MatmulAtLevel, MatchesReferenceOnAwkwardShapes) {
 TEST_P(MatmulAtLevel, EveryFlagCombination) {
   uint32_t seed = 1000;
   for (DType type : {DType::F32, DType::F16, DType::BF16})
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 45, 70}, {5, 45, 70},
-                           {29, 45, 70}})
+    for (auto [M, N, K] :
+         {std::tuple<int64_t, int64_t, int64_t>{1, 45, 70}, {5, 45, 70}, {29, 45, 70}})
       for (bool bias : {false, true})
         for (bool accumulate : {false, true})
           for (int threads : {1, 2, 3})
@@ -176,6 +184,9 @@ TEST_P(MatmulAtLevel, MatchesReferenceOnLargeShapes) {
   check_case(Case{1, 3000, 1024, DType::BF16, false, true, 2, 0, 0}, 9);
   check_case(Case{6, 520, 1030, DType::F32, true, true, 3, 2, 3}, 10);
   check_case(Case{40, 300, 600, DType::BF16, true, true, 2, 0, 0}, 11);
+  // More rows than one packed block of x (kMC), more columns than one block of w (kNC).
+  check_case(Case{1200, 300, 40, DType::F16, true, false, 1, 1, 0}, 12);
+  check_case(Case{700, 530, 20, DType::F32, false, true, 2, 0, 2}, 13);
 }
 
 // Splitting the work differently between threads must not change a single bit: each output is
@@ -229,12 +240,11 @@ TEST(Matmul, RejectsBadArguments) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("ldx=4"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(matmul(x.data(), 8, w.data(), DType::F32, nullptr, y.data(), 8, -1, 8, 8, false,
-                      pool),
-               Error);
-  EXPECT_THROW(matmul(x.data(), 8, w.data(), DType::F32, nullptr, y.data(), 4, 2, 8, 8, false,
-                      pool),
-               Error);
+  EXPECT_THROW(
+      matmul(x.data(), 8, w.data(), DType::F32, nullptr, y.data(), 8, -1, 8, 8, false, pool),
+      Error);
+  EXPECT_THROW(
+      matmul(x.data(), 8, w.data(), DType::F32, nullptr, y.data(), 4, 2, 8, 8, false, pool), Error);
 }
 
 // --- SIMD level selection ---------------------------------------------------------------------

@@ -33,7 +33,8 @@ struct Avx2 {
 
   // bf16 -> fp32 is a 16-bit shift into the high half; f16 -> fp32 is vcvtph2ps.
   static V widen(__m128i h, DType t) {
-    if (t == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    if (t == DType::BF16)
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     return _mm256_cvtph_ps(h);
   }
   template <DType T>
@@ -71,13 +72,41 @@ struct Avx2 {
     }
   }
 
+  // Transposes 8 rows of 8 in registers and stores columns 0..rows-1 of each result.
+  template <DType T>
+  static void pack_tile(float* dst, size_t dst_stride, const void* src, size_t first,
+                        size_t row_stride, int rows) {
+    V r[8], t[8], u[8];
+    for (int i = 0; i < 8; ++i) r[i] = i < rows ? load_w<T>(src, first + i * row_stride) : zero();
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4g + c], lane l: column 4l + c of rows 4g .. 4g + 3.
+    for (int g = 0; g < 2; ++g) {
+      u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+      r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+    if (rows == 8) {
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + k * dst_stride, r[k]);
+    } else {
+      const __m256i mask = lanes_mask(rows);
+      for (int k = 0; k < 8; ++k) _mm256_maskstore_ps(dst + k * dst_stride, mask, r[k]);
+    }
+  }
+
   static constexpr int kGemvMaxMB = 8;
   static constexpr int gemv_rows(int mb) {
     return mb == 1 ? 6 : mb == 2 ? 4 : mb == 3 ? 3 : mb <= 5 ? 2 : 1;
   }
-  static constexpr int kPrefetchBytes = 0;
   // Prefill: 6 x 16 tile = 12 accumulators + 2 weight vectors + 1 broadcast.
-  static constexpr int kMR = 6, kNV = 2, kKC = 256, kNC = 256;
+  static constexpr int kMR = 6, kNV = 2, kKC = 256, kNC = 256, kMC = 96 * kMR;
 };
 
 }  // namespace

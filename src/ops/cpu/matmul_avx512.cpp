@@ -38,7 +38,8 @@ struct Avx512 {
 
   // bf16 -> fp32 is a 16-bit shift into the high half; f16 -> fp32 is vcvtph2ps.
   static V widen(__m256i h, DType t) {
-    if (t == DType::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    if (t == DType::BF16)
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
   }
   template <DType T>
@@ -73,15 +74,50 @@ struct Avx512 {
     }
   }
 
-  // Decode: up to 8 activation rows per pass over w; rows of w per block so that the
-  // accumulators (R * MB) plus activations and weights fit the 32 registers.
+  // In-register transpose of 16 rows of 16: r[i][j] -> r[j][i].
+  static void transpose16(V r[16]) {
+    V t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4g + c], lane l: column 4l + c of rows 4g .. 4g + 3.
+    for (int g = 0; g < 4; ++g) {
+      u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      const V a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);       // columns c, 8 + c; rows 0-7
+      const V b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);       // columns 4 + c, 12 + c
+      const V e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);  // rows 8-15
+      const V f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+      r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+      r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+      r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+      r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+    }
+  }
+  template <DType T>
+  static void pack_tile(float* dst, size_t dst_stride, const void* src, size_t first,
+                        size_t row_stride, int rows) {
+    V r[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? load_w<T>(src, first + i * row_stride) : zero();
+    transpose16(r);
+    const __mmask16 mask = lanes_mask(rows);
+    for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + k * dst_stride, mask, r[k]);
+  }
+
+  // Decode: up to 8 activation rows per pass over w, and as many rows of w per block as keeps
+  // the R * MB accumulators within ~24 of the 32 registers (activations come from L1 as memory
+  // operands). More rows per block means fewer activation loads per weight.
   static constexpr int kGemvMaxMB = 8;
   static constexpr int gemv_rows(int mb) {
-    return mb == 1 ? 8 : mb == 2 ? 6 : mb == 3 ? 5 : mb <= 5 ? 4 : mb <= 7 ? 3 : 2;
+    return mb <= 3 ? 8 : mb == 4 ? 6 : mb == 5 ? 5 : mb <= 7 ? 4 : 3;
   }
-  static constexpr int kPrefetchBytes = 0;
   // Prefill: 14 x 32 tile = 28 accumulators + 2 weight vectors (+ broadcasts from memory).
-  static constexpr int kMR = 14, kNV = 2, kKC = 256, kNC = 256;
+  static constexpr int kMR = 14, kNV = 2, kKC = 256, kNC = 256, kMC = 42 * kMR;
 };
 
 }  // namespace

@@ -18,10 +18,14 @@ namespace {
 
 inline float load_weight(const void* w, DType t, size_t i) {
   switch (t) {
-    case DType::F32: return static_cast<const float*>(w)[i];
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    default: return 0.f;
+    case DType::F32:
+      return static_cast<const float*>(w)[i];
+    case DType::F16:
+      return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    case DType::BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+    default:
+      return 0.f;
   }
 }
 
@@ -40,9 +44,12 @@ void check_arguments(const float* x, size_t ldx, const void* w, DType wtype, flo
 
 const detail::MatmulKernels& kernels_for(SimdLevel level) {
   switch (level) {
-    case SimdLevel::AVX512: return detail::kMatmulAvx512;
-    case SimdLevel::AVX2: return detail::kMatmulAvx2;
-    case SimdLevel::Generic: break;
+    case SimdLevel::AVX512:
+      return detail::kMatmulAvx512;
+    case SimdLevel::AVX2:
+      return detail::kMatmulAvx2;
+    case SimdLevel::Generic:
+      break;
   }
   return detail::kMatmulGeneric;
 }
@@ -75,8 +82,7 @@ std::pair<int64_t, int64_t> split_range(int64_t units, int parts, int index) {
   return {begin, begin + per + (index < extra ? 1 : 0)};
 }
 
-void run_gemv(const detail::MatmulKernels& kern, const detail::MatmulProblem& p,
-              ThreadPool& pool) {
+void run_gemv(const detail::MatmulKernels& kern, const detail::MatmulProblem& p, ThreadPool& pool) {
   // Rows of w per chunk: at least 32 KiB of weights, so a thread has enough to stream.
   const int64_t row_bytes = p.K * static_cast<int64_t>(dtype_size(p.wtype));
   int64_t grain = std::max<int64_t>(16, (int64_t{32} << 10) / std::max<int64_t>(row_bytes, 1));
@@ -87,8 +93,7 @@ void run_gemv(const detail::MatmulKernels& kern, const detail::MatmulProblem& p,
                     });
 }
 
-void run_gemm(const detail::MatmulKernels& kern, const detail::MatmulProblem& p,
-              ThreadPool& pool) {
+void run_gemm(const detail::MatmulKernels& kern, const detail::MatmulProblem& p, ThreadPool& pool) {
   const int64_t panels = (p.N + kern.panel_n - 1) / kern.panel_n;
   const int64_t tiles = (p.M + kern.tile_m - 1) / kern.tile_m;
   const int64_t macs = p.M * p.N * p.K;

@@ -59,11 +59,18 @@ struct Generic {
     return r;
   }
 
+  template <DType T>
+  static void pack_tile(float* dst, size_t dst_stride, const void* src, size_t first,
+                        size_t row_stride, int rows) {
+    for (int i = 0; i < rows; ++i)
+      for (int k = 0; k < kLanes; ++k)
+        dst[k * dst_stride + i] = load_w1<T>(src, first + i * row_stride + k);
+  }
+
   static constexpr int kGemvMaxMB = 4;
   static constexpr int gemv_rows(int mb) { return mb == 1 ? 4 : mb == 2 ? 2 : 1; }
-  static constexpr int kPrefetchBytes = 0;
   // Prefill: 4 x 8 tile = 8 accumulators of 4 lanes.
-  static constexpr int kMR = 4, kNV = 2, kKC = 256, kNC = 128;
+  static constexpr int kMR = 4, kNV = 2, kKC = 256, kNC = 128, kMC = 128 * kMR;
 };
 
 }  // namespace

@@ -13,8 +13,12 @@
 //   template <DType T> V load_w(const void* w, size_t i): kLanes weights w[i..] as fp32;
 //   template <DType T> V load_w_partial(const void* w, size_t i, int n);
 //   template <DType T> float load_w1(const void* w, size_t i);
-//   void prefetch(const void*);
-//   constants: kGemvMaxMB, gemv_rows(mb), kPrefetchBytes, kMR, kNV, kKC, kNC.
+//   void prefetch(const void*) (a hint: may point past the end of w);
+//   template <DType T> void pack_tile(float* dst, size_t dst_stride, const void* src,
+//       size_t first, size_t row_stride, int rows): transposes a tile of `rows` (<= kLanes) rows
+//       of kLanes values each (row i starts at element first + i * row_stride of src, of type T)
+//       into dst[k * dst_stride + i] for k < kLanes, i < rows, writing nothing else;
+//   constants: kGemvMaxMB, gemv_rows(mb) (decode); kMR, kNV, kKC, kNC, kMC (prefill blocks).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,13 +38,17 @@ constexpr int weight_bytes() {
 // Rows [n, n + R) of w against rows [m0, m0 + MB) of x: R * MB accumulators, each a vector of
 // partial sums along k, reduced at the end. The weights of each row are converted once and used
 // for all MB activation rows.
+//
+// Rows of w are short (2 KiB for K = 1024 in bf16), too short for the hardware prefetcher to
+// ramp up on each, so every step also prefetches the same line of the next block of rows:
+// `prefetch_ahead` bytes further on, since rows are contiguous in memory.
 template <class I, DType T, int R, int MB>
-void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0) {
+void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_ahead) {
   using V = typename I::V;
   constexpr int L = I::kLanes;
-  // Unroll k so that each step reads one 64-byte line of every weight row (prefetched once).
-  constexpr int kUnroll = 64 / (L * weight_bytes<T>()) > 0 ? 64 / (L * weight_bytes<T>()) : 1;
-  constexpr int64_t kPrefetchElems = I::kPrefetchBytes / weight_bytes<T>();
+  constexpr int kBytes = weight_bytes<T>();
+  // Unroll k so that each step reads one 64-byte line of every weight row.
+  constexpr int kUnroll = 64 / (L * kBytes) > 0 ? 64 / (L * kBytes) : 1;
   const int64_t K = p.K;
   const char* wbytes = static_cast<const char*>(p.w);
   const size_t row0 = static_cast<size_t>(n) * static_cast<size_t>(K);
@@ -53,10 +61,7 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0) {
 
   int64_t k = 0;
   for (; k + kUnroll * L <= K; k += kUnroll * L) {
-    if constexpr (I::kPrefetchBytes > 0) {
-      for (int r = 0; r < R; ++r)
-        I::prefetch(wbytes + (row0 + r * K + k + kPrefetchElems) * weight_bytes<T>());
-    }
+    for (int r = 0; r < R; ++r) I::prefetch(wbytes + (row0 + r * K + k) * kBytes + prefetch_ahead);
     for (int u = 0; u < kUnroll; ++u) {
       V xv[MB];
       for (int m = 0; m < MB; ++m) xv[m] = I::loadu(xrow[m] + k + u * L);
@@ -94,9 +99,10 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0) {
 template <class I, DType T, int MB>
 void gemv_rows(const MatmulProblem& p, int64_t n0, int64_t n1, int64_t m0) {
   constexpr int R = I::gemv_rows(MB);
+  const size_t row_bytes = static_cast<size_t>(p.K) * weight_bytes<T>();
   int64_t n = n0;
-  for (; n + R <= n1; n += R) gemv_block<I, T, R, MB>(p, n, m0);
-  for (; n < n1; ++n) gemv_block<I, T, 1, MB>(p, n, m0);
+  for (; n + R <= n1; n += R) gemv_block<I, T, R, MB>(p, n, m0, R * row_bytes);
+  for (; n < n1; ++n) gemv_block<I, T, 1, MB>(p, n, m0, row_bytes);
 }
 
 // Calls gemv_rows<MB = mb> for a run-time mb in [1, MB].
@@ -119,20 +125,25 @@ void gemv_typed(const MatmulProblem& p, int64_t n0, int64_t n1) {
 template <class I>
 void gemv(const MatmulProblem& p, int64_t n0, int64_t n1) {
   switch (p.wtype) {
-    case DType::F32: return gemv_typed<I, DType::F32>(p, n0, n1);
-    case DType::F16: return gemv_typed<I, DType::F16>(p, n0, n1);
-    case DType::BF16: return gemv_typed<I, DType::BF16>(p, n0, n1);
-    default: return;  // rejected by the driver
+    case DType::F32:
+      return gemv_typed<I, DType::F32>(p, n0, n1);
+    case DType::F16:
+      return gemv_typed<I, DType::F16>(p, n0, n1);
+    case DType::BF16:
+      return gemv_typed<I, DType::BF16>(p, n0, n1);
+    default:
+      return;  // rejected by the driver
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Prefill: blocked GEMM on packed fp32 panels.
 //
-// Per thread: for each block of kNC columns and kKC values of k, the weights are converted and
-// packed into panels wp[panel][k][NR] (stays in L2); for each group of kMR rows the activations
-// are packed into xp[k][MR] (stays in L1) and the micro-kernel computes an MR x NR tile of y from
-// one x panel and one w panel: NR/kLanes vector loads and MR broadcasts per k.
+// Per thread, for each block of kMC rows of x and kKC values of k, the activations are packed
+// into groups xp[group][k][MR]; then for each block of kNC columns the weights are converted and
+// packed into panels wp[panel][k][NR] (stays in L2), and the micro-kernel computes each MR x NR
+// tile of y from one x group (stays in L1 while it sweeps the panels) and one w panel: NR/kLanes
+// vector loads and MR broadcasts per k. Each weight is converted once per kMC rows of x.
 
 template <class I>
 constexpr int panel_width() {
@@ -141,34 +152,48 @@ constexpr int panel_width() {
 
 template <class I>
 constexpr size_t gemm_scratch_floats() {
-  return static_cast<size_t>(I::kNC) * I::kKC + static_cast<size_t>(I::kKC) * I::kMR + I::kNC;
+  return (static_cast<size_t>(I::kNC) + I::kMC) * I::kKC + I::kNC;
 }
 
 // wp[panel][k][NR] = w[n0 + panel * NR + j, k0 + k] as fp32; columns past ncols are zero.
+// Whole kLanes x kLanes tiles go through the Isa's in-register transpose.
 template <class I, DType T>
 void pack_w(float* wp, const MatmulProblem& p, int64_t n0, int64_t ncols, int64_t k0, int64_t kc) {
-  constexpr int NR = panel_width<I>();
+  constexpr int L = I::kLanes, NR = panel_width<I>();
   const int64_t panels = (ncols + NR - 1) / NR;
+  const size_t K = static_cast<size_t>(p.K);
   for (int64_t panel = 0; panel < panels; ++panel) {
     float* dst = wp + panel * kc * NR;
-    for (int j = 0; j < NR; ++j) {
-      const int64_t col = panel * NR + j;
-      if (col < ncols) {
-        const size_t src = static_cast<size_t>(n0 + col) * p.K + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = I::template load_w1<T>(p.w, src + k);
-      } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = 0.f;
+    for (int j0 = 0; j0 < NR; j0 += L) {
+      const int64_t col0 = panel * NR + j0;
+      const int rows = static_cast<int>(ncols - col0 >= L ? L : (ncols > col0 ? ncols - col0 : 0));
+      int64_t k = 0;
+      if (rows == L) {
+        for (; k + L <= kc; k += L)
+          I::template pack_tile<T>(dst + k * NR + j0, NR, p.w, (n0 + col0) * K + k0 + k, K, L);
       }
+      for (; k < kc; ++k)
+        for (int j = 0; j < L; ++j)
+          dst[k * NR + j0 + j] =
+              j < rows ? I::template load_w1<T>(p.w, (n0 + col0 + j) * K + k0 + k) : 0.f;
     }
   }
 }
 
-// xp[k][MR] = x[i, k] for the MR rows starting at x (row stride ldx).
-template <class I, int MR>
-void pack_x(float* xp, const float* x, size_t ldx, int64_t kc) {
-  for (int i = 0; i < MR; ++i) {
-    const float* row = x + i * ldx;
-    for (int64_t k = 0; k < kc; ++k) xp[k * MR + i] = row[k];
+// xp[group][k][mr] = x[m + group * MR + i, k0 + k] for the `rows` rows from m; each group holds
+// MR rows but the last, which holds the remainder (mr = rows - group * MR).
+template <class I>
+void pack_x(float* xp, const MatmulProblem& p, int64_t m, int64_t rows, int64_t k0, int64_t kc) {
+  constexpr int L = I::kLanes;
+  for (int64_t g = 0; g * I::kMR < rows; ++g) {
+    const int mr = static_cast<int>(rows - g * I::kMR < I::kMR ? rows - g * I::kMR : I::kMR);
+    float* dst = xp + g * I::kMR * kc;
+    const size_t first = static_cast<size_t>(m + g * I::kMR) * p.ldx + k0;
+    int64_t k = 0;
+    for (; k + L <= kc; k += L)
+      I::template pack_tile<DType::F32>(dst + k * mr, mr, p.x, first + k, p.ldx, mr);
+    for (; k < kc; ++k)
+      for (int i = 0; i < mr; ++i) dst[k * mr + i] = p.x[first + i * p.ldx + k];
   }
 }
 
@@ -217,78 +242,86 @@ void micro_kernel(int64_t kc, const float* xp, const float* wp, float* y, size_t
   }
 }
 
-// One group of MR rows of x against all panels of the packed w block.
+// One packed group of MR rows of x against all panels of the packed w block; y points at the
+// tile's top-left element.
 template <class I, int MR>
-void row_group(const MatmulProblem& p, int64_t m, int64_t k0, int64_t kc, const float* wp,
-               int64_t n0, int64_t ncols, float* xp, bool load_c, const float* bias) {
+void row_group(int64_t kc, const float* xp, const float* wp, int64_t ncols, float* y, size_t ldy,
+               bool load_c, const float* bias) {
   constexpr int NR = panel_width<I>();
-  pack_x<I, MR>(xp, p.x + static_cast<size_t>(m) * p.ldx + k0, p.ldx, kc);
-  float* y = p.y + static_cast<size_t>(m) * p.ldy + n0;
   for (int64_t col = 0; col < ncols; col += NR) {
     const int n_valid = static_cast<int>(ncols - col < NR ? ncols - col : NR);
-    micro_kernel<I, MR>(kc, xp, wp + col * kc, y + col, p.ldy, n_valid, load_c,
+    micro_kernel<I, MR>(kc, xp, wp + col * kc, y + col, ldy, n_valid, load_c,
                         bias ? bias + col : nullptr);
   }
 }
 
 // Calls row_group<MR = mr> for a run-time mr in [1, MR].
 template <class I, int MR>
-void row_group_dispatch(int mr, const MatmulProblem& p, int64_t m, int64_t k0, int64_t kc,
-                        const float* wp, int64_t n0, int64_t ncols, float* xp, bool load_c,
-                        const float* bias) {
+void row_group_dispatch(int mr, int64_t kc, const float* xp, const float* wp, int64_t ncols,
+                        float* y, size_t ldy, bool load_c, const float* bias) {
   if constexpr (MR >= 1) {
-    if (mr == MR) return row_group<I, MR>(p, m, k0, kc, wp, n0, ncols, xp, load_c, bias);
-    return row_group_dispatch<I, MR - 1>(mr, p, m, k0, kc, wp, n0, ncols, xp, load_c, bias);
+    if (mr == MR) return row_group<I, MR>(kc, xp, wp, ncols, y, ldy, load_c, bias);
+    return row_group_dispatch<I, MR - 1>(mr, kc, xp, wp, ncols, y, ldy, load_c, bias);
   }
 }
 
 template <class I, DType T>
 void gemm_typed(const MatmulProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                 float* scratch) {
-  constexpr int NR = panel_width<I>();
-  float* wp = scratch;                                         // [kNC / NR][kKC][NR]
-  float* xp = wp + static_cast<size_t>(I::kNC) * I::kKC;       // [kKC][kMR]
-  float* bias_block = xp + static_cast<size_t>(I::kKC) * I::kMR;  // [kNC]
+  float* wp = scratch;                                            // [kNC / NR][kKC][NR]
+  float* xp = wp + static_cast<size_t>(I::kNC) * I::kKC;          // [kMC / kMR][kKC][kMR]
+  float* bias_block = xp + static_cast<size_t>(I::kMC) * I::kKC;  // [kNC]
   // Equal k blocks of at most kKC.
   const int64_t k_blocks = (p.K + I::kKC - 1) / I::kKC;
   const int64_t kc_step = (p.K + k_blocks - 1) / k_blocks;
 
-  for (int64_t nc0 = n0; nc0 < n1; nc0 += I::kNC) {
-    const int64_t ncols = n1 - nc0 < I::kNC ? n1 - nc0 : I::kNC;
-    const int64_t padded = (ncols + NR - 1) / NR * NR;
-    if (p.bias) {
-      for (int64_t j = 0; j < padded; ++j) bias_block[j] = j < ncols ? p.bias[nc0 + j] : 0.f;
-    }
+  for (int64_t mc0 = m0; mc0 < m1; mc0 += I::kMC) {
+    const int64_t rows = m1 - mc0 < I::kMC ? m1 - mc0 : I::kMC;
     for (int64_t k0 = 0; k0 < p.K; k0 += kc_step) {
       const int64_t kc = p.K - k0 < kc_step ? p.K - k0 : kc_step;
-      pack_w<I, T>(wp, p, nc0, ncols, k0, kc);
+      pack_x<I>(xp, p, mc0, rows, k0, kc);
       // The first k block adds the bias and, for accumulate, the old y; later ones add into y.
       const bool first = k0 == 0;
       const bool load_c = !first || p.accumulate;
-      const float* bias = first && p.bias ? bias_block : nullptr;
-      for (int64_t m = m0; m < m1; m += I::kMR) {
-        const int mr = static_cast<int>(m1 - m < I::kMR ? m1 - m : I::kMR);
-        row_group_dispatch<I, I::kMR>(mr, p, m, k0, kc, wp, nc0, ncols, xp, load_c, bias);
+      const bool add_bias = first && p.bias != nullptr;
+      for (int64_t nc0 = n0; nc0 < n1; nc0 += I::kNC) {
+        const int64_t ncols = n1 - nc0 < I::kNC ? n1 - nc0 : I::kNC;
+        if (add_bias) {
+          const int64_t padded =
+              (ncols + panel_width<I>() - 1) / panel_width<I>() * panel_width<I>();
+          for (int64_t j = 0; j < padded; ++j) bias_block[j] = j < ncols ? p.bias[nc0 + j] : 0.f;
+        }
+        pack_w<I, T>(wp, p, nc0, ncols, k0, kc);
+        for (int64_t g = 0; g * I::kMR < rows; ++g) {
+          const int64_t m = mc0 + g * I::kMR;
+          const int mr = static_cast<int>(rows - g * I::kMR < I::kMR ? rows - g * I::kMR : I::kMR);
+          row_group_dispatch<I, I::kMR>(mr, kc, xp + g * I::kMR * kc, wp, ncols,
+                                        p.y + static_cast<size_t>(m) * p.ldy + nc0, p.ldy, load_c,
+                                        add_bias ? bias_block : nullptr);
+        }
       }
     }
   }
 }
 
 template <class I>
-void gemm(const MatmulProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-          float* scratch) {
+void gemm(const MatmulProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float* scratch) {
   switch (p.wtype) {
-    case DType::F32: return gemm_typed<I, DType::F32>(p, m0, m1, n0, n1, scratch);
-    case DType::F16: return gemm_typed<I, DType::F16>(p, m0, m1, n0, n1, scratch);
-    case DType::BF16: return gemm_typed<I, DType::BF16>(p, m0, m1, n0, n1, scratch);
-    default: return;  // rejected by the driver
+    case DType::F32:
+      return gemm_typed<I, DType::F32>(p, m0, m1, n0, n1, scratch);
+    case DType::F16:
+      return gemm_typed<I, DType::F16>(p, m0, m1, n0, n1, scratch);
+    case DType::BF16:
+      return gemm_typed<I, DType::BF16>(p, m0, m1, n0, n1, scratch);
+    default:
+      return;  // rejected by the driver
   }
 }
 
 template <class I>
 constexpr MatmulKernels make_kernels(const char* name, int64_t gemv_max_m) {
-  return MatmulKernels{name,          gemv_max_m, &gemv<I>, panel_width<I>(),
-                       I::kMR,        gemm_scratch_floats<I>(), &gemm<I>};
+  return MatmulKernels{
+      name, gemv_max_m, &gemv<I>, panel_width<I>(), I::kMR, gemm_scratch_floats<I>(), &gemm<I>};
 }
 
 }  // namespace hwledger::cpu::detail

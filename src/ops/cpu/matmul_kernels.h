@@ -12,14 +12,14 @@ namespace hwledger::cpu::detail {
 
 // y[m, n] (+)= sum_k x[m, k] * w[n, k] + bias[n]; see matmul_cpu.h.
 struct MatmulProblem {
-  const float* x;      // [M, K], row stride ldx
+  const float* x;  // [M, K], row stride ldx
   size_t ldx;
-  const void* w;       // [N, K], row stride K, of type wtype
+  const void* w;  // [N, K], row stride K, of type wtype
   DType wtype;
-  const float* bias;   // [N] or nullptr
-  float* y;            // [M, N], row stride ldy
+  const float* bias;  // [N] or nullptr
+  float* y;           // [M, N], row stride ldy
   size_t ldy;
-  int64_t M, N, K;     // K >= 1
+  int64_t M, N, K;  // K >= 1
   bool accumulate;
 };
 

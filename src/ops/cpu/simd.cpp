@@ -34,8 +34,8 @@ CpuFeatures detect_features() {
   const bool fma = c & (1u << 12), f16c = c & (1u << 29);
   if (!osxsave || !avx) return f;
   const uint64_t xcr0 = read_xcr0();
-  const bool os_ymm = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
-  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;   // plus opmask, ZMM0-15 high halves, ZMM16-31
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;  // plus opmask, ZMM0-15 high halves, ZMM16-31
   if (!os_ymm) return f;
   unsigned max_leaf = __get_cpuid_max(0, nullptr);
   if (max_leaf < 7) return f;
@@ -90,7 +90,9 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
-SimdLevel detected_simd_level() { return level_from_features(cpu_features()); }
+SimdLevel detected_simd_level() {
+  return level_from_features(cpu_features());
+}
 
 SimdLevel simd_level() {
   int forced = forced_level.load(std::memory_order_relaxed);
@@ -105,18 +107,25 @@ void set_simd_level(SimdLevel level) {
   forced_level.store(static_cast<int>(level), std::memory_order_relaxed);
 }
 
-void reset_simd_level() { forced_level.store(kNotForced, std::memory_order_relaxed); }
+void reset_simd_level() {
+  forced_level.store(kNotForced, std::memory_order_relaxed);
+}
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
-    case SimdLevel::Generic: return "generic";
-    case SimdLevel::AVX2: return "avx2";
-    case SimdLevel::AVX512: return "avx512";
+    case SimdLevel::Generic:
+      return "generic";
+    case SimdLevel::AVX2:
+      return "avx2";
+    case SimdLevel::AVX512:
+      return "avx512";
   }
   return "?";
 }
 
-const char* simd_level_name() { return simd_level_name(simd_level()); }
+const char* simd_level_name() {
+  return simd_level_name(simd_level());
+}
 
 SimdLevel parse_simd_level(std::string_view name) {
   if (name == "avx512") return SimdLevel::AVX512;
