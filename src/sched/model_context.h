@@ -42,6 +42,10 @@ class ModelContext {
   // Throws InputError (no template, template error with its line).
   std::string render_chat(const nlohmann::json& messages, const nlohmann::json& tools,
                           bool add_generation_prompt, const nlohmann::json& extra = {}) const;
+  // The same for JSON parsed with nlohmann::ordered_json::parse: keys keep the client's order,
+  // which templates print with `tojson` (tool schemas, tool-call arguments).
+  std::string render_chat_ordered(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                  bool add_generation_prompt, const nlohmann::ordered_json& extra = {}) const;
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const;
 
  private:
@@ -51,6 +55,8 @@ class ModelContext {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<chat::ChatTemplate> template_;
   std::vector<int32_t> stop_ids_;
+  std::string bos_token_, eos_token_;  // as the template sees them ("" when unset)
+  std::string template_error_;         // why the model's chat template could not be parsed
 };
 
 }  // namespace hwledger

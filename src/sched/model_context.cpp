@@ -1,0 +1,163 @@
+#include "sched/model_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "chat/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace hwledger {
+
+namespace fs = std::filesystem;
+using ordered_json = nlohmann::ordered_json;
+
+namespace {
+
+// eos_token_id as generation_config.json / config.json write it: an int, a list of ints, or null.
+void add_token_ids(const nlohmann::json& value, const std::string& origin, std::vector<int32_t>& out) {
+  if (value.is_null()) return;
+  if (value.is_number_integer()) {
+    out.push_back(value.get<int32_t>());
+    return;
+  }
+  if (value.is_array()) {
+    for (const auto& v : value) {
+      if (!v.is_number_integer()) fail_input("{}: eos_token_id list holds {} ({})", origin, v.dump(), v.type_name());
+      out.push_back(v.get<int32_t>());
+    }
+    return;
+  }
+  fail_input("{}: eos_token_id must be an integer or a list of integers, not {}", origin, value.dump());
+}
+
+// A message's content as string-expecting templates want it: text parts joined by "\n" (as
+// vLLM does), null kept (transformers passes None through).
+ordered_json flatten_content(const ordered_json& content, size_t message_index) {
+  if (!content.is_array()) return content;
+  std::string text;
+  for (size_t p = 0; p < content.size(); ++p) {
+    const ordered_json& part = content[p];
+    std::string piece;
+    if (part.is_string()) {
+      piece = part.get<std::string>();
+    } else if (part.is_object() && part.value("type", std::string()) == "text" && part.contains("text") &&
+               part["text"].is_string()) {
+      piece = part["text"].get<std::string>();
+    } else {
+      std::string type = part.is_object() && part.contains("type") ? part["type"].dump() : part.dump();
+      fail_input("messages[{}].content[{}]: unsupported content part {} (only text parts are supported)",
+                 message_index, p, type);
+    }
+    if (p > 0) text += '\n';
+    text += piece;
+  }
+  return text;
+}
+
+ordered_json normalize_messages(const ordered_json& messages) {
+  if (!messages.is_array()) fail_input("messages must be a JSON array, not {}", messages.type_name());
+  ordered_json out = ordered_json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    ordered_json m = messages[i];
+    if (!m.is_object()) fail_input("messages[{}] must be a JSON object, not {}", i, m.type_name());
+    if (m.contains("content")) m["content"] = flatten_content(m["content"], i);
+    // OpenAI clients send tool-call arguments as a JSON string; templates print them with
+    // `arguments | tojson`, which wants the object (else the string is quoted twice).
+    if (m.contains("tool_calls") && m["tool_calls"].is_array()) {
+      for (auto& call : m["tool_calls"]) {
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+        auto& fn = call["function"];
+        if (!fn.contains("arguments") || !fn["arguments"].is_string()) continue;
+        ordered_json parsed = ordered_json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+        if (!parsed.is_discarded() && parsed.is_object()) fn["arguments"] = std::move(parsed);
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_input("cannot read {}", path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json doc = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (doc.is_discarded()) fail_input("{}: not valid JSON", path.string());
+  return doc;
+}
+
+}  // namespace
+
+ModelContext::ModelContext(const std::string& model_dir, const std::string& model_name,
+                           const EngineOptions& engine_opts, const SchedulerOptions& sched_opts)
+    : name_(model_name) {
+  engine_ = std::make_unique<Engine>(model_dir, engine_opts);
+  const fs::path dir(model_dir);
+  std::vector<int32_t> ids;
+
+  if (fs::exists(dir / "tokenizer.json")) {
+    tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(model_dir));
+    const tokenizer::TokenizerConfig& tc = tokenizer_->config();
+    bos_token_ = tc.bos_token;
+    eos_token_ = tc.eos_token;
+    if (tc.eos_id >= 0) ids.push_back(tc.eos_id);
+    if (!tc.chat_template.empty()) {
+      try {
+        template_ = std::make_unique<chat::ChatTemplate>(tc.chat_template);
+      } catch (const InputError& e) {
+        // The model still serves raw prompts; chat requests get this message.
+        template_error_ = e.what();
+        spdlog::warn("{}: the chat template cannot be used: {}", model_name, e.what());
+      }
+    }
+  }
+
+  const fs::path generation_config = dir / "generation_config.json";
+  if (fs::exists(generation_config)) {
+    nlohmann::json doc = read_json_file(generation_config);
+    if (doc.is_object() && doc.contains("eos_token_id"))
+      add_token_ids(doc["eos_token_id"], generation_config.string(), ids);
+  }
+  for (int32_t id : engine_->config().eos_token_ids) ids.push_back(id);
+  for (int32_t id : ids)
+    if (id >= 0 && std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
+
+  scheduler_ = std::make_unique<Scheduler>(*engine_, sched_opts);
+}
+
+ModelContext::~ModelContext() {
+  scheduler_.reset();  // stops the loop before the engine it drives goes
+}
+
+std::string ModelContext::render_chat(const nlohmann::json& messages, const nlohmann::json& tools,
+                                      bool add_generation_prompt, const nlohmann::json& extra) const {
+  return render_chat_ordered(ordered_json(messages), ordered_json(tools), add_generation_prompt,
+                             ordered_json(extra));
+}
+
+std::string ModelContext::render_chat_ordered(const ordered_json& messages, const ordered_json& tools,
+                                              bool add_generation_prompt, const ordered_json& extra) const {
+  if (!template_) {
+    if (!template_error_.empty())
+      fail_input("model '{}' has a chat template that cannot be used: {}", name_, template_error_);
+    fail_input("model '{}' has no chat template (tokenizer_config.json chat_template); send a raw prompt instead",
+               name_);
+  }
+  if (!tools.is_null() && !tools.is_array()) fail_input("tools must be a JSON array or null, not {}", tools.type_name());
+  return chat::render_chat_ordered(*template_, normalize_messages(messages), tools, add_generation_prompt,
+                                   bos_token_, eos_token_, extra);
+}
+
+std::vector<int32_t> ModelContext::encode(const std::string& text, bool add_special_tokens) const {
+  if (!tokenizer_)
+    fail_input("model '{}' has no tokenizer (tokenizer.json); send prompt token ids instead", name_);
+  return tokenizer_->encode(text, add_special_tokens);
+}
+
+}  // namespace hwledger
