@@ -15,7 +15,9 @@ namespace {
 using hwledger::tokenizer::StreamingDetokenizer;
 using hwledger::tokenizer::Tokenizer;
 
-std::string model_dir(const char* name) { return std::string(HWLEDGER_SHARED_DIR) + "/models/" + name; }
+std::string model_dir(const char* name) {
+  return std::string(HWLEDGER_SHARED_DIR) + "/models/" + name;
+}
 
 // Deterministic generator (not std::uniform_*: those differ between standard libraries).
 struct Rng {
@@ -26,57 +28,171 @@ struct Rng {
   }
   size_t below(size_t n) { return next() % n; }
   template <typename T, size_t N>
-  const T& pick(const T (&items)[N]) { return items[below(N)]; }
+  const T& pick(const T (&items)[N]) {
+    return items[below(N)];
+  }
 };
 
-const char* const kWords[] = {
-    "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be",
-    "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have",
-    "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has",
-    "there", "been", "if", "more", "when", "will", "would", "who", "so", "no", "model",
-    "memory", "cache", "token", "tokenizer", "inference", "throughput", "latency", "server",
-    "request", "response", "context", "window", "attention", "layer", "weights", "quantization",
-    "benchmark", "deterministic", "prefix", "block", "tier", "eviction", "hardware", "ledger",
-    "prediction", "allocation", "compute", "bandwidth", "accelerator", "transformer", "people",
-    "government", "information", "development", "environment", "understanding", "particularly",
-    "nevertheless", "approximately", "responsibility", "international", "characteristics",
-    "Tuesday", "London", "Paris", "Python", "Linux", "GPU", "API", "JSON", "HTTP", "OpenAI",
-    "don't", "it's", "we're", "they'll", "I've", "you'd", "isn't", "couldn't", "shouldn't"};
+const char* const kWords[] = {"the",
+                              "of",
+                              "and",
+                              "to",
+                              "in",
+                              "a",
+                              "is",
+                              "that",
+                              "for",
+                              "it",
+                              "as",
+                              "was",
+                              "with",
+                              "be",
+                              "by",
+                              "on",
+                              "not",
+                              "he",
+                              "this",
+                              "are",
+                              "or",
+                              "his",
+                              "from",
+                              "at",
+                              "which",
+                              "but",
+                              "have",
+                              "an",
+                              "had",
+                              "they",
+                              "you",
+                              "were",
+                              "their",
+                              "one",
+                              "all",
+                              "we",
+                              "can",
+                              "her",
+                              "has",
+                              "there",
+                              "been",
+                              "if",
+                              "more",
+                              "when",
+                              "will",
+                              "would",
+                              "who",
+                              "so",
+                              "no",
+                              "model",
+                              "memory",
+                              "cache",
+                              "token",
+                              "tokenizer",
+                              "inference",
+                              "throughput",
+                              "latency",
+                              "server",
+                              "request",
+                              "response",
+                              "context",
+                              "window",
+                              "attention",
+                              "layer",
+                              "weights",
+                              "quantization",
+                              "benchmark",
+                              "deterministic",
+                              "prefix",
+                              "block",
+                              "tier",
+                              "eviction",
+                              "hardware",
+                              "ledger",
+                              "prediction",
+                              "allocation",
+                              "compute",
+                              "bandwidth",
+                              "accelerator",
+                              "transformer",
+                              "people",
+                              "government",
+                              "information",
+                              "development",
+                              "environment",
+                              "understanding",
+                              "particularly",
+                              "nevertheless",
+                              "approximately",
+                              "responsibility",
+                              "international",
+                              "characteristics",
+                              "Tuesday",
+                              "London",
+                              "Paris",
+                              "Python",
+                              "Linux",
+                              "GPU",
+                              "API",
+                              "JSON",
+                              "HTTP",
+                              "OpenAI",
+                              "don't",
+                              "it's",
+                              "we're",
+                              "they'll",
+                              "I've",
+                              "you'd",
+                              "isn't",
+                              "couldn't",
+                              "shouldn't"};
 const char* const kPunct[] = {".", ",", ";", ":", "!", "?", " -", " (see above)", "...", ","};
-const char* const kIdents[] = {"i", "j", "n", "count", "buffer", "result", "value", "index",
-                               "tokens", "block_size", "kv_cache", "num_heads", "head_dim",
-                               "hidden", "scale", "offset", "data", "ptr", "config", "self",
-                               "output", "input_ids", "attention_mask", "logits", "key", "x"};
-const char* const kCodeLines[] = {
-    "for (size_t {a} = 0; {a} < {b}.size(); ++{a}) {\n",
-    "  {a} += {b}[{n}] * {c};\n",
-    "    return {a}.get({b}, None)\n",
-    "def {a}({b}, {c}={n}):\n",
-    "if ({a} == nullptr) throw std::runtime_error(\"{b} failed\");\n",
-    "    {a} = torch.zeros({n}, {n}, dtype=torch.float16)\n",
-    "const auto& {a} = {b}->{c}();  // {b} {c}\n",
-    "}\n",
-    "\t{a}.push_back({b} + {n});\n",
-    "    print(f\"{a}={{{b}}} {c}\")\n",
-    "{\"{a}\": {n}, \"{b}\": [\"{c}\", {n}]}\n",
-    "#include <{a}.h>\n"};
+const char* const kIdents[] = {
+    "i",        "j",      "n",      "count",      "buffer",         "result",
+    "value",    "index",  "tokens", "block_size", "kv_cache",       "num_heads",
+    "head_dim", "hidden", "scale",  "offset",     "data",           "ptr",
+    "config",   "self",   "output", "input_ids",  "attention_mask", "logits",
+    "key",      "x"};
+const char* const kCodeLines[] = {"for (size_t {a} = 0; {a} < {b}.size(); ++{a}) {\n",
+                                  "  {a} += {b}[{n}] * {c};\n",
+                                  "    return {a}.get({b}, None)\n",
+                                  "def {a}({b}, {c}={n}):\n",
+                                  "if ({a} == nullptr) throw std::runtime_error(\"{b} failed\");\n",
+                                  "    {a} = torch.zeros({n}, {n}, dtype=torch.float16)\n",
+                                  "const auto& {a} = {b}->{c}();  // {b} {c}\n",
+                                  "}\n",
+                                  "\t{a}.push_back({b} + {n});\n",
+                                  "    print(f\"{a}={{{b}}} {c}\")\n",
+                                  "{\"{a}\": {n}, \"{b}\": [\"{c}\", {n}]}\n",
+                                  "#include <{a}.h>\n"};
 // Common Chinese characters, and Japanese and Korean phrases.
 const char* const kHanzi[] = {
     "的", "一", "是", "不", "了", "人", "我", "在", "有", "他", "这", "中", "大", "来", "上",
     "国", "个", "到", "说", "们", "为", "子", "和", "你", "地", "出", "道", "也", "时", "年",
     "模", "型", "推", "理", "内", "存", "缓", "计", "算", "数", "据", "服", "务", "器", "请",
     "求", "问", "题", "回", "答", "文", "本", "分", "词", "速", "度", "测", "试", "系", "统"};
-const char* const kCjkPhrases[] = {"こんにちは", "ありがとうございます", "モデルを読み込みます",
-                                   "キャッシュ", "東京", "안녕하세요", "메모리", "감사합니다",
-                                   "토큰", "。", "，", "、", "！", "？"};
+const char* const kCjkPhrases[] = {"こんにちは",
+                                   "ありがとうございます",
+                                   "モデルを読み込みます",
+                                   "キャッシュ",
+                                   "東京",
+                                   "안녕하세요",
+                                   "메모리",
+                                   "감사합니다",
+                                   "토큰",
+                                   "。",
+                                   "，",
+                                   "、",
+                                   "！",
+                                   "？"};
 
 std::string fill(std::string line, Rng& rng) {
   std::string out;
   for (size_t i = 0; i < line.size(); ++i) {
     if (line[i] == '{' && i + 2 < line.size() && line[i + 2] == '}') {
       char slot = line[i + 1];
-      if (slot == 'n') out += std::to_string(rng.below(5000));
-      else out += rng.pick(kIdents);
+      if (slot == 'n')
+        out += std::to_string(rng.below(5000));
+      else
+        out += rng.pick(kIdents);
       i += 2;
     } else {
       out += line[i];

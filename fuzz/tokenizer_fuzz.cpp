@@ -58,7 +58,8 @@ void fuzz_text(std::string_view text, bool add_special) {
   const Tokenizer& tok = qwen3();
   std::vector<int32_t> ids = tok.encode(text, add_special);
   for (int32_t id : ids)
-    if (id < 0 || size_t(id) >= tok.vocab_size()) fail("encode produced an id outside the vocabulary");
+    if (id < 0 || size_t(id) >= tok.vocab_size())
+      fail("encode produced an id outside the vocabulary");
   std::string decoded = tok.decode(ids);
   if (!hwledger::tokenizer::utf8::is_valid(decoded)) fail("decode produced invalid UTF-8");
   if (hwledger::tokenizer::utf8::is_valid(text) && text.find('<') == std::string_view::npos &&
@@ -94,8 +95,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   uint8_t mode = data[0] & 7;
   std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
-  if (mode <= 5) fuzz_text(rest, mode & 1);
-  else if (mode == 6) fuzz_ids(data + 1, size - 1);
-  else fuzz_loader(rest);
+  if (mode <= 5)
+    fuzz_text(rest, mode & 1);
+  else if (mode == 6)
+    fuzz_ids(data + 1, size - 1);
+  else
+    fuzz_loader(rest);
   return 0;
 }

@@ -51,8 +51,10 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     current.clear();
   };
   for (char c : text) {
-    if (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '[' || c == ']') flush();
-    else current.push_back(c);
+    if (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '[' || c == ']')
+      flush();
+    else
+      current.push_back(c);
   }
   flush();
   return ids;
@@ -168,15 +170,17 @@ void verify_chats(const Tokenizer& tok, const ordered_json& golden, Tally& tally
       try {
         rendered = chat::render_chat_ordered(
             *chat_template, c.at("messages"), c.value("tools", ordered_json()),
-            c.value("add_generation_prompt", false), tok.config().bos_token,
-            tok.config().eos_token, c.value("extra", ordered_json()));
+            c.value("add_generation_prompt", false), tok.config().bos_token, tok.config().eos_token,
+            c.value("extra", ordered_json()));
       } catch (const InputError& e) {
         error = e.what();
       }
     }
     std::vector<std::string> problems;
     if (expect_error) {
-      if (error.empty()) problems.push_back("expected the template to fail (" + c["error"].get<std::string>() + ") but it rendered");
+      if (error.empty())
+        problems.push_back("expected the template to fail (" + c["error"].get<std::string>() +
+                           ") but it rendered");
     } else if (!error.empty()) {
       problems.push_back("render failed: " + error);
     } else {
@@ -214,7 +218,8 @@ void add_tokenizer_commands(CLI::App& app) {
     auto no_special = std::make_shared<bool>(false);
     auto verbose = std::make_shared<bool>(false);
     cmd->add_option("--model", *model, "model directory, tokenizer.json, or demo (default)");
-    cmd->add_flag("--no-special", *no_special, "do not add BOS/EOS (added tokens in the text are still split out)");
+    cmd->add_flag("--no-special", *no_special,
+                  "do not add BOS/EOS (added tokens in the text are still split out)");
     cmd->add_flag("--verbose,-v", *verbose, "one line per token: id and token string");
     cmd->add_option("text", *text, "the text")->required();
     cmd->callback([=] {
@@ -254,7 +259,8 @@ void add_tokenizer_commands(CLI::App& app) {
     auto model = std::make_shared<std::string>();
     auto golden_path = std::make_shared<std::string>();
     cmd->add_option("--model", *model, "model directory with tokenizer.json")->required();
-    cmd->add_option("--golden", *golden_path, "golden file (../shared/golden/tokenizers/*.json)")->required();
+    cmd->add_option("--golden", *golden_path, "golden file (../shared/golden/tokenizers/*.json)")
+        ->required();
     cmd->callback([=] {
       Tokenizer tok = load_tokenizer(*model);
       ordered_json golden = read_golden(*golden_path);

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <new>
 #include <cstring>
-#include <mutex>
 #include <functional>
+#include <mutex>
+#include <new>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -87,7 +87,8 @@ constexpr std::string_view kMetaspace = "\u2581";
 bool has_inner_metaspace(std::string_view token) {
   for (size_t hit = token.find(kMetaspace, 1); hit != std::string_view::npos;
        hit = token.find(kMetaspace, hit + 1)) {
-    if (hit < kMetaspace.size() || token.substr(hit - kMetaspace.size(), kMetaspace.size()) != kMetaspace)
+    if (hit < kMetaspace.size() ||
+        token.substr(hit - kMetaspace.size(), kMetaspace.size()) != kMetaspace)
       return true;
   }
   return false;
@@ -110,9 +111,10 @@ BpeModel::BpeModel(BpeSource source, bool byte_level, const std::string& origin)
       suffix_(std::move(source.end_of_word_suffix)),
       cache_(std::make_unique<WordCache>()) {
   if (byte_level_ && (!prefix_.empty() || !suffix_.empty()))
-    fail_input("{}: unsupported BPE with ByteLevel and continuing_subword_prefix '{}' / "
-               "end_of_word_suffix '{}'",
-               origin, prefix_, suffix_);
+    fail_input(
+        "{}: unsupported BPE with ByteLevel and continuing_subword_prefix '{}' / "
+        "end_of_word_suffix '{}'",
+        origin, prefix_, suffix_);
   // Vocabulary.
   size_t limit = 0, total_bytes = 0;
   for (const auto& [token, id] : source.vocab) {
@@ -307,8 +309,10 @@ void BpeModel::merge_large(BpeScratch& s) const {
 
 void BpeModel::merge(BpeScratch& scratch) const {
   if (scratch.symbols.size() < 2) return;
-  if (scratch.symbols.size() <= kSmallWord) merge_small(scratch);
-  else merge_large(scratch);
+  if (scratch.symbols.size() <= kSmallWord)
+    merge_small(scratch);
+  else
+    merge_large(scratch);
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out,
@@ -320,8 +324,8 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out,
   size_t start = 0;
   for (size_t hit = word.find(kMetaspace, 1); hit != std::string_view::npos;
        hit = word.find(kMetaspace, hit + 1)) {
-    bool after_metaspace =
-        hit >= kMetaspace.size() && word.substr(hit - kMetaspace.size(), kMetaspace.size()) == kMetaspace;
+    bool after_metaspace = hit >= kMetaspace.size() &&
+                           word.substr(hit - kMetaspace.size(), kMetaspace.size()) == kMetaspace;
     if (after_metaspace) continue;
     tokenize_chunk(word.substr(start, hit - start), out, scratch);
     start = hit;

@@ -20,8 +20,8 @@
 namespace hwledger::tokenizer {
 
 struct BpeSource {
-  std::vector<std::pair<std::string, int32_t>> vocab;          // token (as in the JSON) -> id
-  std::vector<std::pair<std::string, std::string>> merges;     // in rank order
+  std::vector<std::pair<std::string, int32_t>> vocab;       // token (as in the JSON) -> id
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order
   std::optional<std::string> unk_token;
   std::string continuing_subword_prefix;
   std::string end_of_word_suffix;
@@ -79,8 +79,8 @@ class BpeModel {
   StringIdTable raw_vocab_;          // byte-level only: token bytes -> id
   MergeTable merges_;
   size_t merge_count_ = 0;
-  int32_t byte_ids_[256];           // byte-level: id of each byte's character, or -1
-  int32_t fallback_ids_[256];       // byte_fallback: id of <0xNN>, or -1
+  int32_t byte_ids_[256];      // byte-level: id of each byte's character, or -1
+  int32_t fallback_ids_[256];  // byte_fallback: id of <0xNN>, or -1
   int32_t unk_id_ = -1;
   bool byte_level_ = false;
   bool byte_fallback_ = false;

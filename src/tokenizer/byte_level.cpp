@@ -31,9 +31,13 @@ const Tables& tables() {
 
 }  // namespace
 
-char32_t char_for_byte(uint8_t b) { return tables().char_for[b]; }
+char32_t char_for_byte(uint8_t b) {
+  return tables().char_for[b];
+}
 
-const std::array<std::string, 256>& byte_chars() { return tables().utf8; }
+const std::array<std::string, 256>& byte_chars() {
+  return tables().utf8;
+}
 
 bool decode_token(std::string_view token, std::string& out) {
   // `token` is valid UTF-8 (it comes from JSON, which the parser checks).

@@ -168,7 +168,8 @@ std::string DecoderPipeline::token_bytes(std::string_view token, bool first) con
         break;
       case OpKind::kStrip: {
         size_t begin = 0, end = text.size();
-        for (size_t k = 0; k < op.start && std::string_view(text).substr(begin).starts_with(op.from); ++k)
+        for (size_t k = 0;
+             k < op.start && std::string_view(text).substr(begin).starts_with(op.from); ++k)
           begin += op.from.size();
         for (size_t k = 0; k < op.stop && end >= begin + op.from.size() &&
                            std::string_view(text).substr(0, end).ends_with(op.from);

@@ -37,7 +37,7 @@ class DecoderPipeline {
   struct Op {
     explicit Op(OpKind k) : kind(k) {}
     OpKind kind;
-    std::string from, to;  // kReplace: pattern / content; kStrip, kMetaspace: the character
+    std::string from, to;        // kReplace: pattern / content; kStrip, kMetaspace: the character
     size_t start = 0, stop = 0;  // kStrip counts
     bool strip_first = false;    // kMetaspace: the first token loses one leading space
   };

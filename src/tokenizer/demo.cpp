@@ -173,8 +173,8 @@ constexpr size_t kSpecialCount = 3;
 constexpr size_t kModelVocab = kDemoVocabSize - kSpecialCount;  // bytes + learned merges
 
 struct Learned {
-  std::vector<std::string> tokens;                     // [kModelVocab] byte-level text
-  std::vector<std::pair<int32_t, int32_t>> merges;     // in rank order
+  std::vector<std::string> tokens;                  // [kModelVocab] byte-level text
+  std::vector<std::pair<int32_t, int32_t>> merges;  // in rank order
 };
 
 // Classic BPE training on the corpus' pre-tokens: merge the most frequent adjacent pair
@@ -216,7 +216,8 @@ Learned learn() {
     if (touched.empty()) break;  // every word is one token: nothing left to learn
     size_t best = touched[0];
     for (size_t key : touched)
-      if (pair_counts[key] > pair_counts[best] || (pair_counts[key] == pair_counts[best] && key < best))
+      if (pair_counts[key] > pair_counts[best] ||
+          (pair_counts[key] == pair_counts[best] && key < best))
         best = key;
     for (size_t key : touched) pair_counts[key] = 0;
     auto left = int32_t(best / kDemoVocabSize), right = int32_t(best % kDemoVocabSize);
@@ -278,33 +279,32 @@ std::string demo_tokenizer_json() {
                      {"normalized", false},
                      {"special", true}});
   }
-  json doc = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", kDemoPattern}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          byte_level_step(false)}}}},
-      {"post_processor", byte_level_step(false)},
-      {"decoder", byte_level_step(false)},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"ignore_merges", false},
-        {"vocab", vocab},
-        {"merges", merges}}}};
+  json doc = {{"version", "1.0"},
+              {"truncation", nullptr},
+              {"padding", nullptr},
+              {"added_tokens", added},
+              {"normalizer", {{"type", "NFC"}}},
+              {"pre_tokenizer",
+               {{"type", "Sequence"},
+                {"pretokenizers",
+                 {{{"type", "Split"},
+                   {"pattern", {{"Regex", kDemoPattern}}},
+                   {"behavior", "Isolated"},
+                   {"invert", false}},
+                  byte_level_step(false)}}}},
+              {"post_processor", byte_level_step(false)},
+              {"decoder", byte_level_step(false)},
+              {"model",
+               {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", vocab},
+                {"merges", merges}}}};
   return doc.dump();
 }
 
@@ -312,12 +312,9 @@ std::string demo_tokenizer_config_json() {
   size_t first_special = learned().tokens.size();
   json decoder = json::object();
   for (size_t i = 0; i < kSpecialCount; ++i) {
-    decoder[std::to_string(first_special + i)] = {{"content", kSpecialTokens[i]},
-                                                  {"lstrip", false},
-                                                  {"normalized", false},
-                                                  {"rstrip", false},
-                                                  {"single_word", false},
-                                                  {"special", true}};
+    decoder[std::to_string(first_special + i)] = {
+        {"content", kSpecialTokens[i]}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
+        {"single_word", false},         {"special", true}};
   }
   json doc = {{"add_bos_token", false},
               {"add_prefix_space", false},

@@ -20,8 +20,12 @@ class Handler {
   Handler(TokenizerJson& out, const std::string& origin)
       : out_(out), origin_(origin), dom_(out.doc, true) {}
 
-  bool null() { return scalar_or_forward([&] { return dom_.null(); }, "null"); }
-  bool boolean(bool v) { return scalar_or_forward([&] { return dom_.boolean(v); }, "a boolean"); }
+  bool null() {
+    return scalar_or_forward([&] { return dom_.null(); }, "null");
+  }
+  bool boolean(bool v) {
+    return scalar_or_forward([&] { return dom_.boolean(v); }, "a boolean");
+  }
   bool number_integer(number_integer_t v) {
     if (mode_ == Mode::kVocab && depth_ == capture_depth_) return vocab_id(v);
     return scalar_or_forward([&] { return dom_.number_integer(v); }, "a number");
@@ -34,7 +38,9 @@ class Handler {
   bool number_float(number_float_t v, const string_t& s) {
     return scalar_or_forward([&] { return dom_.number_float(v, s); }, "a number");
   }
-  bool binary(binary_t& v) { return scalar_or_forward([&] { return dom_.binary(v); }, "binary"); }
+  bool binary(binary_t& v) {
+    return scalar_or_forward([&] { return dom_.binary(v); }, "binary");
+  }
 
   bool string(string_t& v) {
     switch (mode_) {
@@ -71,7 +77,8 @@ class Handler {
       return true;
     }
     if (mode_ == Mode::kPendingMerges) bad("model.merges", "an array", "an object");
-    if (mode_ == Mode::kVocab) bad_entry("model.vocab['" + key_ + "']", "an integer id", "an object");
+    if (mode_ == Mode::kVocab)
+      bad_entry("model.vocab['" + key_ + "']", "an integer id", "an object");
     if (mode_ == Mode::kMerges) bad_entry(merge_name(), "\"a b\" or [\"a\", \"b\"]", "an object");
     if (depth_ == 2 && expect_model_) in_model_ = true;
     expect_model_ = false;
@@ -112,7 +119,8 @@ class Handler {
       return true;
     }
     if (mode_ == Mode::kPendingVocab) bad("model.vocab", "an object", "an array");
-    if (mode_ == Mode::kVocab) bad_entry("model.vocab['" + key_ + "']", "an integer id", "an array");
+    if (mode_ == Mode::kVocab)
+      bad_entry("model.vocab['" + key_ + "']", "an integer id", "an array");
     if (mode_ == Mode::kMerges) {
       if (depth_ != capture_depth_ + 1)
         bad_entry(merge_name(), "\"a b\" or [\"a\", \"b\"]", "a nested array");
@@ -165,8 +173,8 @@ class Handler {
   }
   bool vocab_id(number_integer_t id) {
     if (id < 0 || id > INT32_MAX)
-      fail_input("{}: model.vocab['{}'] has id {} (must be a non-negative 32-bit integer)",
-                 origin_, key_, id);
+      fail_input("{}: model.vocab['{}'] has id {} (must be a non-negative 32-bit integer)", origin_,
+                 key_, id);
     out_.vocab.emplace_back(std::move(key_), int32_t(id));
     return true;
   }

@@ -41,7 +41,8 @@ class NfcInertTable {
     for (utf8proc_int32_t c = 0; c < 0x110000; ++c) {
       if (c >= 0xD800 && c <= 0xDFFF) continue;
       const utf8proc_property_t* prop = utf8proc_get_property(c);
-      bool has_canonical_decomposition = prop->decomp_seqindex != UINT16_MAX && prop->decomp_type == 0;
+      bool has_canonical_decomposition =
+          prop->decomp_seqindex != UINT16_MAX && prop->decomp_type == 0;
       if (prop->combining_class != 0 || has_canonical_decomposition || second[size_t(c)]) continue;
       bits_[size_t(c) >> 6] |= uint64_t(1) << (c & 63);
     }
@@ -94,7 +95,8 @@ class NfcNormalizer final : public Normalizer {
     while (pos < in.size()) {
       // ASCII is inert: skip it eight bytes at a time.
       uint64_t word;
-      if (pos + 8 <= in.size() && (std::memcpy(&word, in.data() + pos, 8), (word & 0x8080808080808080ull) == 0)) {
+      if (pos + 8 <= in.size() &&
+          (std::memcpy(&word, in.data() + pos, 8), (word & 0x8080808080808080ull) == 0)) {
         pos += 8;
         last_inert = pos - 1;
         continue;
@@ -140,8 +142,10 @@ class NfcNormalizer final : public Normalizer {
         window_end = next;
       }
       std::string_view window = in.substr(pos, window_end - pos);
-      if (has_non_inert) append_utf8proc(window, UTF8PROC_COMPOSE, out);
-      else out.append(window);
+      if (has_non_inert)
+        append_utf8proc(window, UTF8PROC_COMPOSE, out);
+      else
+        out.append(window);
       pos = window_end;
     }
   }
@@ -263,9 +267,11 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string&
   if (type == "NFC") return std::make_unique<NfcNormalizer>();
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UTF8PROC_DECOMPOSE);
   if (type == "NFKC")
-    return std::make_unique<UnicodeNormalizer>(utf8proc_option_t(UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+    return std::make_unique<UnicodeNormalizer>(
+        utf8proc_option_t(UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
   if (type == "NFKD")
-    return std::make_unique<UnicodeNormalizer>(utf8proc_option_t(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+    return std::make_unique<UnicodeNormalizer>(
+        utf8proc_option_t(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
   if (type == "Prepend")
     return std::make_unique<PrependNormalizer>(string_field(spec, "prepend", origin, "Prepend"));
   if (type == "Replace") {

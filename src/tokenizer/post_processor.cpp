@@ -32,7 +32,8 @@ void PostProcessor::add(const json& spec, const std::string& origin) {
   if (type == "ByteLevel") return;
   if (type == "Sequence") {
     const json& list = spec.value("processors", json());
-    if (!list.is_array()) fail_input("{}: post_processor Sequence needs a 'processors' array", origin);
+    if (!list.is_array())
+      fail_input("{}: post_processor Sequence needs a 'processors' array", origin);
     for (const json& item : list) add(item, origin);
     return;
   }
@@ -57,7 +58,8 @@ void PostProcessor::add(const json& spec, const std::string& origin) {
       if (it == specials.end() || !it->contains("ids") || !(*it)["ids"].is_array())
         fail_input("{}: TemplateProcessing: special token '{}' has no entry in special_tokens",
                    origin, name);
-      for (const json& id : (*it)["ids"]) (seen_sequence ? after : before).push_back(id.get<int32_t>());
+      for (const json& id : (*it)["ids"])
+        (seen_sequence ? after : before).push_back(id.get<int32_t>());
     }
     if (!seen_sequence)
       fail_input("{}: unsupported TemplateProcessing: 'single' has no Sequence", origin);

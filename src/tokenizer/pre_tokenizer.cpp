@@ -43,8 +43,10 @@ void apply_behavior(Behavior behavior, std::vector<Piece>& pieces, std::vector<S
       size_t first = out.size();
       bool previous_match = false;
       for (const Piece& p : pieces) {
-        if (p.is_match && !previous_match && out.size() > first) out.back().second = p.span.second;
-        else out.push_back(p.span);
+        if (p.is_match && !previous_match && out.size() > first)
+          out.back().second = p.span.second;
+        else
+          out.push_back(p.span);
         previous_match = p.is_match;
       }
       return;
@@ -55,7 +57,8 @@ void apply_behavior(Behavior behavior, std::vector<Piece>& pieces, std::vector<S
       for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) {
         if (it->is_match && !previous_match && !reversed.empty())
           reversed.back().first = it->span.first;
-        else reversed.push_back(it->span);
+        else
+          reversed.push_back(it->span);
         previous_match = it->is_match;
       }
       out.insert(out.end(), reversed.rbegin(), reversed.rend());
@@ -65,8 +68,10 @@ void apply_behavior(Behavior behavior, std::vector<Piece>& pieces, std::vector<S
       size_t first = out.size();
       bool previous_match = false;
       for (const Piece& p : pieces) {
-        if (p.is_match == previous_match && out.size() > first) out.back().second = p.span.second;
-        else out.push_back(p.span);
+        if (p.is_match == previous_match && out.size() > first)
+          out.back().second = p.span.second;
+        else
+          out.push_back(p.span);
         previous_match = p.is_match;
       }
       return;
@@ -101,8 +106,10 @@ class SplitPreTokenizer final : public PreTokenizer {
       pieces.clear();
       uint32_t previous = 0;
       regex_.for_each_match(word, [&](size_t begin, size_t end) {
-        if (begin > previous) pieces.push_back({{base + previous, base + uint32_t(begin)}, invert_});
-        if (end > begin) pieces.push_back({{base + uint32_t(begin), base + uint32_t(end)}, !invert_});
+        if (begin > previous)
+          pieces.push_back({{base + previous, base + uint32_t(begin)}, invert_});
+        if (end > begin)
+          pieces.push_back({{base + uint32_t(begin), base + uint32_t(end)}, !invert_});
         previous = uint32_t(end);
       });
       if (previous < word.size()) pieces.push_back({{base + previous, span.second}, invert_});
@@ -177,8 +184,10 @@ class MetaspacePreTokenizer final : public PreTokenizer {
       if (prepend && !word.starts_with(replacement_) && !word.starts_with(' '))
         rewritten.append(replacement_);
       for (char c : word) {
-        if (c == ' ') rewritten.append(replacement_);
-        else rewritten.push_back(c);
+        if (c == ' ')
+          rewritten.append(replacement_);
+        else
+          rewritten.push_back(c);
       }
       tokens.text.append(rewritten);
       uint32_t end = uint32_t(tokens.text.size());
@@ -261,10 +270,14 @@ std::unique_ptr<PreTokenizer> make_step(const json& spec, const std::string& ori
     PrependScheme scheme = PrependScheme::kAlways;
     if (spec.contains("prepend_scheme") && spec["prepend_scheme"].is_string()) {
       std::string name = spec["prepend_scheme"].get<std::string>();
-      if (name == "always") scheme = PrependScheme::kAlways;
-      else if (name == "first") scheme = PrependScheme::kFirst;
-      else if (name == "never") scheme = PrependScheme::kNever;
-      else fail_input("{}: unsupported Metaspace prepend_scheme '{}'", origin, name);
+      if (name == "always")
+        scheme = PrependScheme::kAlways;
+      else if (name == "first")
+        scheme = PrependScheme::kFirst;
+      else if (name == "never")
+        scheme = PrependScheme::kNever;
+      else
+        fail_input("{}: unsupported Metaspace prepend_scheme '{}'", origin, name);
     } else if (!bool_field(spec, "add_prefix_space", true)) {
       scheme = PrependScheme::kNever;
     }

@@ -28,8 +28,7 @@ pcre2_match_data* thread_match_data() {
 
 }  // namespace
 
-Regex::Regex(std::string_view pattern, const std::string& what, bool literal)
-    : pattern_(pattern) {
+Regex::Regex(std::string_view pattern, const std::string& what, bool literal) : pattern_(pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   // PCRE2_LITERAL does not combine with PCRE2_UCP (nor needs it).

@@ -69,7 +69,8 @@ BpeSource parse_bpe(const json& model, TokenizerJson& parsed, const std::string&
   source.merges = std::move(parsed.merges);
   if (model.contains("unk_token") && model["unk_token"].is_string())
     source.unk_token = model["unk_token"].get<std::string>();
-  source.continuing_subword_prefix = get_string(model, "continuing_subword_prefix", origin, "model");
+  source.continuing_subword_prefix =
+      get_string(model, "continuing_subword_prefix", origin, "model");
   source.end_of_word_suffix = get_string(model, "end_of_word_suffix", origin, "model");
   source.byte_fallback = get_bool(model, "byte_fallback", false);
   source.fuse_unk = get_bool(model, "fuse_unk", false);
@@ -109,7 +110,8 @@ std::string token_text(const json& value, const std::string& origin, const char*
   if (value.is_string()) return value.get<std::string>();
   if (value.is_object() && value.contains("content") && value["content"].is_string())
     return value["content"].get<std::string>();
-  fail_input("{}: '{}' must be a string or {{\"content\": ...}}, got {}", origin, key, value.dump());
+  fail_input("{}: '{}' must be a string or {{\"content\": ...}}, got {}", origin, key,
+             value.dump());
 }
 
 void parse_config(const json& doc, TokenizerImpl& impl, const std::string& origin) {
@@ -129,7 +131,8 @@ void parse_config(const json& doc, TokenizerImpl& impl, const std::string& origi
         if (!item.is_object() || !item.contains("name") || !item.contains("template") ||
             !item["name"].is_string() || !item["template"].is_string())
           fail_input("{}: chat_template list entries need 'name' and 'template' strings", origin);
-        config.chat_templates[item["name"].get<std::string>()] = item["template"].get<std::string>();
+        config.chat_templates[item["name"].get<std::string>()] =
+            item["template"].get<std::string>();
       }
       auto it = config.chat_templates.find("default");
       if (it != config.chat_templates.end()) config.chat_template = it->second;
@@ -262,7 +265,8 @@ void TokenizerImpl::encode(std::string_view input, bool add_special_tokens,
     normalized_segments.clear();
     added.split(normal, /*normalized_pass=*/true, normalized_segments);
     for (const auto& inner : normalized_segments) {
-      if (inner.id >= 0) out.push_back(inner.id);
+      if (inner.id >= 0)
+        out.push_back(inner.id);
       else
         run_model(normal.substr(inner.begin, inner.end - inner.begin),
                   first_piece && inner.begin == 0);
@@ -283,9 +287,10 @@ Tokenizer Tokenizer::load(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(json_path, ec)) json_path /= "tokenizer.json";
   if (!fs::exists(json_path, ec))
-    fail_input("tokenizer: '{}' does not exist (expected a model directory with tokenizer.json, "
-               "or a tokenizer.json file)",
-               json_path.string());
+    fail_input(
+        "tokenizer: '{}' does not exist (expected a model directory with tokenizer.json, "
+        "or a tokenizer.json file)",
+        json_path.string());
   std::string tokenizer_json = read_file(json_path);
   fs::path dir = json_path.parent_path();
   fs::path config_path = dir / "tokenizer_config.json";
@@ -301,8 +306,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json,
                                std::string_view tokenizer_config_json, const std::string& origin) {
-  return Tokenizer(build(tokenizer_json, tokenizer_config_json, origin,
-                         origin + " (tokenizer_config.json)"));
+  return Tokenizer(
+      build(tokenizer_json, tokenizer_config_json, origin, origin + " (tokenizer_config.json)"));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
@@ -333,8 +338,14 @@ std::string Tokenizer::id_to_token(int32_t id) const {
   return impl_->token_string(id);
 }
 
-size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
-const TokenizerConfig& Tokenizer::config() const { return impl_->config; }
-bool Tokenizer::is_special(int32_t id) const { return impl_->is_special(id); }
+size_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size;
+}
+const TokenizerConfig& Tokenizer::config() const {
+  return impl_->config;
+}
+bool Tokenizer::is_special(int32_t id) const {
+  return impl_->is_special(id);
+}
 
 }  // namespace hwledger::tokenizer

@@ -27,17 +27,18 @@ struct TokenizerImpl {
   DecoderPipeline decoder;
   TokenizerConfig config;
 
-  size_t vocab_size = 0;                 // model ids and added ids are all below this
-  std::vector<int32_t> added_index;      // [vocab_size] index into added.tokens(), or -1
-  std::vector<uint8_t> special;          // [vocab_size] 1 for special added tokens
-  StringIdTable added_ids;               // added token content -> id
+  size_t vocab_size = 0;             // model ids and added ids are all below this
+  std::vector<int32_t> added_index;  // [vocab_size] index into added.tokens(), or -1
+  std::vector<uint8_t> special;      // [vocab_size] 1 for special added tokens
+  StringIdTable added_ids;           // added token content -> id
   // What each id decodes to (not as the first token): bytes of id i are
   // decoded_bytes[decoded_offsets[i] .. decoded_offsets[i + 1]).
   std::string decoded_bytes;
   std::vector<uint32_t> decoded_offsets;  // [vocab_size + 1]
 
   bool known(int32_t id) const {
-    return id >= 0 && size_t(id) < vocab_size && (added_index[size_t(id)] >= 0 || model->has_id(id));
+    return id >= 0 && size_t(id) < vocab_size &&
+           (added_index[size_t(id)] >= 0 || model->has_id(id));
   }
   bool is_special(int32_t id) const {
     return id >= 0 && size_t(id) < vocab_size && special[size_t(id)] != 0;
@@ -49,7 +50,8 @@ struct TokenizerImpl {
   }
   std::string_view token_bytes(int32_t id) const {
     return std::string_view(decoded_bytes)
-        .substr(decoded_offsets[size_t(id)], decoded_offsets[size_t(id) + 1] - decoded_offsets[size_t(id)]);
+        .substr(decoded_offsets[size_t(id)],
+                decoded_offsets[size_t(id) + 1] - decoded_offsets[size_t(id)]);
   }
 
   void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out) const;

@@ -10,10 +10,14 @@ namespace {
 inline void second_byte_range(uint8_t lead, uint8_t& lo, uint8_t& hi) {
   lo = 0x80;
   hi = 0xBF;
-  if (lead == 0xE0) lo = 0xA0;
-  else if (lead == 0xED) hi = 0x9F;
-  else if (lead == 0xF0) lo = 0x90;
-  else if (lead == 0xF4) hi = 0x8F;
+  if (lead == 0xE0)
+    lo = 0xA0;
+  else if (lead == 0xED)
+    hi = 0x9F;
+  else if (lead == 0xF0)
+    lo = 0x90;
+  else if (lead == 0xF4)
+    hi = 0x8F;
 }
 
 enum class Step { kChar, kInvalid, kTruncated };
@@ -144,8 +148,10 @@ void StreamDecoder::feed(std::string_view bytes, std::string& out) {
       pending_len_ = int(len);
       return;
     }
-    if (step == Step::kChar) out.append(reinterpret_cast<const char*>(joined), len);
-    else out.append(kReplacement);
+    if (step == Step::kChar)
+      out.append(reinterpret_cast<const char*>(joined), len);
+    else
+      out.append(kReplacement);
     // `len` bytes of `joined` were used; old_len of them were the pending ones.
     size_t used_new = len - size_t(old_len);
     p += used_new;

@@ -46,7 +46,9 @@ void append_code_point(std::string& out, char32_t cp);
 // Length of the well-formed prefix of s (s.size() when all of s is valid UTF-8: no overlong
 // forms, no surrogates, nothing above U+10FFFF, no truncated sequence).
 size_t valid_prefix_length(std::string_view s);
-inline bool is_valid(std::string_view s) { return valid_prefix_length(s) == s.size(); }
+inline bool is_valid(std::string_view s) {
+  return valid_prefix_length(s) == s.size();
+}
 
 // s with every maximal ill-formed subsequence replaced by one U+FFFD (the WHATWG decoder's
 // rule, also Rust's from_utf8_lossy and JavaScript's TextDecoder).

@@ -29,12 +29,15 @@ json char_bpe(const std::vector<std::string>& tokens, const json& merges) {
           {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
 }
 
-std::vector<int32_t> ids(std::initializer_list<int32_t> list) { return list; }
+std::vector<int32_t> ids(std::initializer_list<int32_t> list) {
+  return list;
+}
 
 TEST(Bpe, MergesAsStringsOrPairsAgree) {
   std::vector<std::string> tokens = {"a", "b", "c", "ab", "bc", "abc"};
   Tokenizer strings = Tokenizer::from_json(char_bpe(tokens, {"a b", "ab c"}).dump());
-  Tokenizer pairs = Tokenizer::from_json(char_bpe(tokens, json::array({json::array({"a", "b"}), json::array({"ab", "c"})})).dump());
+  Tokenizer pairs = Tokenizer::from_json(
+      char_bpe(tokens, json::array({json::array({"a", "b"}), json::array({"ab", "c"})})).dump());
   EXPECT_EQ(strings.encode("abcab", false), ids({5, 3}));
   EXPECT_EQ(pairs.encode("abcab", false), ids({5, 3}));
 }
@@ -82,7 +85,8 @@ TEST(Bpe, ByteFallbackUnkAndFuseUnk) {
   doc = char_bpe(tokens, json::array());
   doc["model"]["unk_token"] = "<unk>";
   doc["model"]["byte_fallback"] = true;
-  doc["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}};
+  doc["decoder"] = {{"type", "Sequence"},
+                    {"decoders", {{{"type", "ByteFallback"}}, {{"type", "Fuse"}}}}};
   Tokenizer fallback = Tokenizer::from_json(doc.dump());
   EXPECT_EQ(fallback.encode("aéüb", false), ids({1, 3, 4, 0, 2}));
   EXPECT_EQ(fallback.decode(ids({1, 3, 4, 2})), "aéb");
@@ -110,8 +114,8 @@ json with_added(json doc, json added) {
 }
 
 json added_token(int id, const std::string& content, bool special, json options = json::object()) {
-  json token = {{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
-                {"rstrip", false},  {"normalized", false}, {"special", special}};
+  json token = {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+                {"rstrip", false}, {"normalized", false}, {"special", special}};
   for (auto& [key, value] : options.items()) token[key] = value;
   return token;
 }
@@ -125,13 +129,13 @@ TEST(AddedTokens, LeftmostLongestAndOptions) {
                         added_token(13, "<l>", true, {{"lstrip", true}}),
                         added_token(14, "<r>", true, {{"rstrip", true}})})
           .dump());
-  EXPECT_EQ(tok.encode("a<x>>b", false), ids({0, 11, 1}));   // longest match wins
+  EXPECT_EQ(tok.encode("a<x>>b", false), ids({0, 11, 1}));  // longest match wins
   EXPECT_EQ(tok.encode("a<x>b", false), ids({0, 10, 1}));
-  EXPECT_EQ(tok.encode("ab", false), ids({12}));              // a word on its own
+  EXPECT_EQ(tok.encode("ab", false), ids({12}));  // a word on its own
   EXPECT_EQ(tok.encode("a ab b", false), ids({0, 2, 12, 2, 1}));
-  EXPECT_EQ(tok.encode("aab", false), ids({0, 0, 1}));        // inside a word: not matched
-  EXPECT_EQ(tok.encode("a  <l>b", false), ids({0, 13, 1}));   // swallows the spaces before
-  EXPECT_EQ(tok.encode("a<r>  b", false), ids({0, 14, 1}));   // and after
+  EXPECT_EQ(tok.encode("aab", false), ids({0, 0, 1}));       // inside a word: not matched
+  EXPECT_EQ(tok.encode("a  <l>b", false), ids({0, 13, 1}));  // swallows the spaces before
+  EXPECT_EQ(tok.encode("a<r>  b", false), ids({0, 14, 1}));  // and after
   EXPECT_TRUE(tok.is_special(10));
   EXPECT_FALSE(tok.is_special(12));
   EXPECT_EQ(tok.decode(ids({0, 10, 12}), true), "aab");
@@ -153,8 +157,10 @@ TEST(PreTokenizer, SplitBehaviours) {
   std::vector<std::string> tokens = {"a", "-", "a-", "-a", "--", "a--", "--a"};
   auto make = [&](const std::string& behavior, bool invert) {
     json doc = char_bpe(tokens, {"a -", "- a", "- -", "a --", "-- a"});
-    doc["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", "-"}}},
-                            {"behavior", behavior}, {"invert", invert}};
+    doc["pre_tokenizer"] = {{"type", "Split"},
+                            {"pattern", {{"String", "-"}}},
+                            {"behavior", behavior},
+                            {"invert", invert}};
     return Tokenizer::from_json(doc.dump());
   };
   // Pieces of "a-a--a": a | - | a | - | - | a
@@ -170,8 +176,10 @@ TEST(PreTokenizer, SplitBehaviours) {
 TEST(PreTokenizer, MetaspaceRoundTrip) {
   std::vector<std::string> tokens = {"\u2581", "h", "i", "\u2581h", "\u2581hi", "t", "\u2581t"};
   json doc = char_bpe(tokens, {"\u2581 h", "\u2581h i", "\u2581 t"});
-  doc["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"},
-                          {"prepend_scheme", "always"}, {"split", true}};
+  doc["pre_tokenizer"] = {{"type", "Metaspace"},
+                          {"replacement", "\u2581"},
+                          {"prepend_scheme", "always"},
+                          {"split", true}};
   doc["decoder"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"}};
   Tokenizer tok = Tokenizer::from_json(doc.dump());
   auto encoded = tok.encode("hi  t", false);
@@ -186,10 +194,13 @@ TEST(PreTokenizer, MetaspaceRoundTrip) {
 TEST(Decoder, StripAfterFuseStreamsLikeDecode) {
   std::vector<std::string> tokens = {" ", "a", "b"};
   json doc = char_bpe(tokens, json::array());
-  doc["decoder"] = {{"type", "Sequence"},
-                    {"decoders", {{{"type", "Fuse"}}, {{"type", "Strip"}, {"content", " "}, {"start", 2}, {"stop", 1}}}}};
+  doc["decoder"] = {
+      {"type", "Sequence"},
+      {"decoders",
+       {{{"type", "Fuse"}}, {{"type", "Strip"}, {"content", " "}, {"start", 2}, {"stop", 1}}}}};
   Tokenizer tok = Tokenizer::from_json(doc.dump());
-  std::vector<std::vector<int32_t>> cases = {{0, 0, 0, 1, 0, 0}, {0, 1, 0}, {0}, {1, 0, 2}, {0, 0, 0}, {}};
+  std::vector<std::vector<int32_t>> cases = {{0, 0, 0, 1, 0, 0}, {0, 1, 0}, {0},
+                                             {1, 0, 2},          {0, 0, 0}, {}};
   for (const auto& c : cases) {
     std::string want;
     for (int32_t id : c) want += tokens[size_t(id)];
@@ -206,12 +217,13 @@ TEST(Decoder, StripAfterFuseStreamsLikeDecode) {
 
 TEST(Normalizer, NfcMatchesUtf8procOnHardCases) {
   std::mt19937 rng(9);
-  const char32_t pool[] = {'a', 'e', 'o', 'A', ' ', 0x300, 0x301, 0x308, 0x323, 0x327, 0x1100,
-                           0x1161, 0x11A8, 0xAC00, 0x3099, 0x304B, 0x212B, 0x2126, 0x0958,
-                           0x0915, 0x093C, 0x0B47, 0x0B3E, 0x1E0A, 0xE9, 0x4E00, 0x1F44D};
+  const char32_t pool[] = {'a',    'e',    'o',    'A',    ' ',    0x300,  0x301,  0x308,  0x323,
+                           0x327,  0x1100, 0x1161, 0x11A8, 0xAC00, 0x3099, 0x304B, 0x212B, 0x2126,
+                           0x0958, 0x0915, 0x093C, 0x0B47, 0x0B3E, 0x1E0A, 0xE9,   0x4E00, 0x1F44D};
   for (int round = 0; round < 2000; ++round) {
     std::string text;
-    for (int i = 0, n = int(rng() % 12); i < n; ++i) utf8::append_code_point(text, pool[rng() % std::size(pool)]);
+    for (int i = 0, n = int(rng() % 12); i < n; ++i)
+      utf8::append_code_point(text, pool[rng() % std::size(pool)]);
     utf8proc_uint8_t* out = nullptr;
     auto len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                             utf8proc_ssize_t(text.size()), &out,

@@ -15,7 +15,8 @@ namespace hwledger::tokenizer {
 namespace {
 
 const Tokenizer& demo() {
-  static const Tokenizer tok = Tokenizer::from_json(demo_tokenizer_json(), demo_tokenizer_config_json(), "demo");
+  static const Tokenizer tok =
+      Tokenizer::from_json(demo_tokenizer_json(), demo_tokenizer_config_json(), "demo");
   return tok;
 }
 
@@ -60,8 +61,12 @@ TEST(Demo, MergesCompressEnglishAndCode) {
 TEST(Demo, RoundTripAndChatMarkers) {
   const Tokenizer& tok = demo();
   std::mt19937 rng(5);
-  const char* samples[] = {"def f(x):\n    return x * 2\n", "日本語のテキスト 👍🏽", "   spaces   ",
-                           "", "a\tb\r\nc", "numbers 1234567890"};
+  const char* samples[] = {"def f(x):\n    return x * 2\n",
+                           "日本語のテキスト 👍🏽",
+                           "   spaces   ",
+                           "",
+                           "a\tb\r\nc",
+                           "numbers 1234567890"};
   for (const char* s : samples) EXPECT_EQ(tok.decode(tok.encode(s, false)), s);
   std::string chat = "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n";
   auto ids = tok.encode(chat, true);
@@ -75,7 +80,8 @@ TEST(Demo, RoundTripAndChatMarkers) {
 TEST(Demo, ChatTemplateRendersChatML) {
   chat::ChatTemplate chat_template(demo().config().chat_template);
   nlohmann::json context = {
-      {"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}},
+      {"messages",
+       {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Hi"}}}},
       {"add_generation_prompt", true}};
   EXPECT_EQ(chat_template.render(context),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"

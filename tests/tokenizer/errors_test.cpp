@@ -75,11 +75,13 @@ TEST(LoadErrors, UnsupportedComponentsAreNamed) {
   expect_error(doc, "unsupported BPE dropout");
 
   doc = small_tokenizer();
-  doc["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\p{L"}}}, {"behavior", "Isolated"}};
+  doc["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "\\p{L"}}}, {"behavior", "Isolated"}};
   expect_error(doc, "bad regex '\\p{L'");
 
   doc = small_tokenizer();
-  doc["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Sideways"}};
+  doc["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Sideways"}};
   expect_error(doc, "unsupported Split behavior 'Sideways'");
 }
 
@@ -133,7 +135,8 @@ TEST(LoadErrors, MissingFileNamesThePath) {
     Tokenizer::load("/nonexistent/model-dir");
     FAIL() << "no exception";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("'/nonexistent/model-dir' does not exist"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'/nonexistent/model-dir' does not exist"),
+              std::string::npos)
         << e.what();
   }
   // A directory without tokenizer.json.

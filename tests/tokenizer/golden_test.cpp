@@ -11,11 +11,13 @@
 namespace hwledger::tokenizer {
 namespace {
 
+using nlohmann::json;
 using testing::golden;
 using testing::model_tokenizer;
-using nlohmann::json;
 
-std::string show(const std::string& text) { return json(text).dump(); }
+std::string show(const std::string& text) {
+  return json(text).dump();
+}
 
 class GoldenTexts : public ::testing::TestWithParam<std::string> {};
 
@@ -35,8 +37,7 @@ TEST_P(GoldenTexts, IdsAndDecodeMatchTransformersJs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, GoldenTexts,
-                         ::testing::Values("qwen3", "llama3.1", "spm-bpe-32k"),
+INSTANTIATE_TEST_SUITE_P(Models, GoldenTexts, ::testing::Values("qwen3", "llama3.1", "spm-bpe-32k"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name)

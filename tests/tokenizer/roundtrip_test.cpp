@@ -4,11 +4,11 @@
 #include <gtest/gtest.h>
 #include <utf8proc.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <random>
 #include <thread>
-#include <atomic>
-#include <algorithm>
 
 #include "test_support.h"
 
@@ -26,9 +26,9 @@ void append_utf8(std::string& out, char32_t cp) {
 // Independent NFC (utf8proc directly, not the tokenizer's quick-check path).
 std::string reference_nfc(const std::string& s) {
   utf8proc_uint8_t* out = nullptr;
-  auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                        utf8proc_ssize_t(s.size()), &out,
-                        utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  auto n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), utf8proc_ssize_t(s.size()),
+                   &out, utf8proc_option_t(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   EXPECT_GE(n, 0);
   std::string result(reinterpret_cast<const char*>(out), size_t(n));
   std::free(out);
@@ -38,28 +38,28 @@ std::string reference_nfc(const std::string& s) {
 // Random valid UTF-8 drawn from the ranges that stress a tokenizer.
 std::string random_text(std::mt19937& rng, size_t length) {
   static const std::pair<char32_t, char32_t> kRanges[] = {
-      {0x20, 0x7E},       // ASCII
-      {0x20, 0x7E},       //
-      {0x09, 0x0D},       // tab, newlines
-      {0x30, 0x39},       // digits
-      {0xA0, 0xFF},       // Latin-1 (precomposed letters, NBSP)
-      {0x300, 0x36F},     // combining marks (NFC reorders and composes them)
-      {0x391, 0x3C9},     // Greek
-      {0x410, 0x44F},     // Cyrillic
-      {0x5D0, 0x5EA},     // Hebrew
-      {0x627, 0x64A},     // Arabic
-      {0x905, 0x939},     // Devanagari
-      {0x1100, 0x1112},   // Hangul leading jamo (compose with the vowels below)
-      {0x1161, 0x1175},   // Hangul vowel jamo
-      {0x3041, 0x3096},   // Hiragana
-      {0x4E00, 0x9FFF},   // CJK
-      {0xAC00, 0xD7A3},   // Hangul syllables
-      {0x1F300, 0x1FAFF}, // emoji (4 bytes)
-      {0x1F3FB, 0x1F3FF}, // skin tones
-      {0x200B, 0x200D},   // zero width space / joiners
-      {0x2000, 0x200A},   // Unicode spaces
-      {0xFF01, 0xFF5E},   // fullwidth forms
-      {0x10000, 0x10FFFF} // anything astral (unassigned too)
+      {0x20, 0x7E},        // ASCII
+      {0x20, 0x7E},        //
+      {0x09, 0x0D},        // tab, newlines
+      {0x30, 0x39},        // digits
+      {0xA0, 0xFF},        // Latin-1 (precomposed letters, NBSP)
+      {0x300, 0x36F},      // combining marks (NFC reorders and composes them)
+      {0x391, 0x3C9},      // Greek
+      {0x410, 0x44F},      // Cyrillic
+      {0x5D0, 0x5EA},      // Hebrew
+      {0x627, 0x64A},      // Arabic
+      {0x905, 0x939},      // Devanagari
+      {0x1100, 0x1112},    // Hangul leading jamo (compose with the vowels below)
+      {0x1161, 0x1175},    // Hangul vowel jamo
+      {0x3041, 0x3096},    // Hiragana
+      {0x4E00, 0x9FFF},    // CJK
+      {0xAC00, 0xD7A3},    // Hangul syllables
+      {0x1F300, 0x1FAFF},  // emoji (4 bytes)
+      {0x1F3FB, 0x1F3FF},  // skin tones
+      {0x200B, 0x200D},    // zero width space / joiners
+      {0x2000, 0x200A},    // Unicode spaces
+      {0xFF01, 0xFF5E},    // fullwidth forms
+      {0x10000, 0x10FFFF}  // anything astral (unassigned too)
   };
   std::string text;
   std::uniform_int_distribution<size_t> pick(0, std::size(kRanges) - 1);
@@ -72,7 +72,9 @@ std::string random_text(std::mt19937& rng, size_t length) {
   return text;
 }
 
-std::string show(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string show(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
 
 TEST(RoundTrip, RandomUnicodeQwen3GivesNfc) {
   const Tokenizer& tok = model_tokenizer("qwen3");
@@ -120,7 +122,8 @@ TEST(RoundTrip, LongWhitespaceAndDigitRuns) {
   };
   for (const char* name : {"qwen3", "llama3.1", "spm-bpe-32k"}) {
     const Tokenizer& tok = model_tokenizer(name);
-    for (const auto& text : texts) EXPECT_EQ(tok.decode(tok.encode(text, false)), text) << name << " " << show(text);
+    for (const auto& text : texts)
+      EXPECT_EQ(tok.decode(tok.encode(text, false)), text) << name << " " << show(text);
   }
 }
 
