@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/cpu/matmul_bf16.h"
 #include "ops/cpu/matmul_cpu.h"
 #include "ops/cpu/simd.h"
 #include "util/thread_pool.h"
@@ -161,6 +162,40 @@ __attribute__((target("avx512f,fma"))) float fma_loop_avx512(long iterations) {
   return out[0] + out[15];
 }
 
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16_loop_avx512(long iterations) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3f803f80));  // (1, 1)
+  const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3a833a83));  // (1e-3, 1e-3)
+  for (long it = 0; it < iterations; ++it) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0] + out[15];
+}
+
+// vdpbf16ps peak (2 multiply-adds per fp32 lane) in GFLOP/s; 0 without AVX512_BF16.
+double dpbf16_peak_gflops(int threads) {
+  static std::map<int, double> cache;
+  if (auto it = cache.find(threads); it != cache.end()) return it->second;
+  if (!cpu::cpu_features().avx512_bf16) return cache[threads] = 0;
+  ThreadPool pool(threads);
+  const long iterations = 20'000'000;
+  double best = 1e30;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::atomic<float> sink{0.f};
+    auto t0 = std::chrono::steady_clock::now();
+    pool.run([&](int) { sink.store(dpbf16_loop_avx512(iterations), std::memory_order_relaxed); });
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return cache[threads] = 4.0 * 16 * 16 * iterations * threads / best / 1e9;
+}
+
 // fp32 FMA peak of `threads` cores in GFLOP/s (AVX-512 machines only; 0 otherwise).
 double fma_peak_gflops(int threads) {
   static std::map<int, double> cache;
@@ -201,6 +236,19 @@ void BM_FmaPeak(benchmark::State& state) {
   state.counters["GFLOPs"] = gflops;
 }
 BENCHMARK(BM_FmaPeak)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Bf16DotPeak(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  double gflops = 0;
+  for (auto _ : state) gflops = dpbf16_peak_gflops(threads);
+  state.counters["GFLOPs"] = gflops;
+}
+BENCHMARK(BM_Bf16DotPeak)
     ->ArgName("threads")
     ->Arg(1)
     ->Arg(2)
@@ -251,6 +299,29 @@ void BM_Gemm(benchmark::State& state) {
   state.counters["Peak_GFLOPs"] = fma_peak_gflops(threads);
 }
 
+// The optional bf16-activation GEMM (matmul_bf16.h), against the vdpbf16ps peak.
+void BM_GemmBf16Activations(benchmark::State& state) {
+  const Shape& s = kShapes[state.range(0)];
+  const int64_t M = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  if (!cpu::matmul_bf16_activations_available()) {
+    state.SkipWithError("no avx512_bf16 fast path on this CPU / SIMD level");
+    return;
+  }
+  WeightSet w = make_weights(s.N, s.K, /*cold=*/false);
+  std::vector<float> x = random_floats(M * s.K), y(M * s.N);
+  ThreadPool pool(threads);
+  for (auto _ : state) {
+    cpu::matmul_bf16_activations(x.data(), s.K, w.copy(0), DType::BF16, nullptr, y.data(), s.N, M,
+                                 s.N, s.K, false, pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(std::string(s.name) + " bf16-activations");
+  state.counters["GFLOPs"] =
+      benchmark::Counter(2.0 * M * s.N * s.K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["Peak_GFLOPs"] = dpbf16_peak_gflops(threads);
+}
+
 void gemv_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"shape", "M", "threads"});
   for (int threads : {1, 2})
@@ -269,6 +340,16 @@ void gemm_args(benchmark::internal::Benchmark* b) {
     for (int M : {16, 32, 64}) b->Args({2, M, threads});
 }
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void gemm_bf16_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"shape", "M", "threads"});
+  for (int threads : {1, 2})
+    for (int shape = 0; shape < 5; ++shape) b->Args({shape, 512, threads});
+}
+BENCHMARK(BM_GemmBf16Activations)
+    ->Apply(gemm_bf16_args)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace hwledger

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/cpu/matmul_bf16.h"
 #include "ops/cpu/simd.h"
 #include "util/error.h"
 
@@ -86,10 +87,14 @@ std::string describe(const Case& c) {
       simd_level_name());
 }
 
-// Runs matmul and matmul_reference on the same fresh random inputs and compares every output
-// element with a tolerance relative to the magnitude of its terms. Also checks that the padding
-// between rows of y is left untouched.
-void check_case(const Case& c, uint32_t seed) {
+using MatmulFn = void (*)(const float*, size_t, const void*, DType, const float*, float*, size_t,
+                          int64_t, int64_t, int64_t, bool, ThreadPool&);
+
+// Runs `fn` (matmul by default) and matmul_reference on the same fresh random inputs and compares
+// every output element with a tolerance relative to the magnitude of its terms. Also checks that
+// the padding between rows of y is left untouched. With round_x, the reference sees x rounded to
+// bf16 (what matmul_bf16_activations multiplies).
+void check_case(const Case& c, uint32_t seed, MatmulFn fn = matmul, bool round_x = false) {
   SCOPED_TRACE(describe(c));
   std::mt19937 rng(seed);
   const size_t ldx = c.K + c.x_pad, ldy = c.N + c.y_pad;
@@ -98,11 +103,14 @@ void check_case(const Case& c, uint32_t seed) {
   std::vector<float> bias = random_vector(c.N, rng);
   std::vector<float> y0 = random_vector(c.M * ldy, rng);  // the old y, for accumulate
   std::vector<float> y = y0, y_ref = y0;
+  std::vector<float> x_ref = x;
+  if (round_x)
+    for (float& v : x_ref) v = bf16_to_f32(f32_to_bf16(v));
 
   ThreadPool pool(c.threads);
   const float* b = c.bias ? bias.data() : nullptr;
-  matmul(x.data(), ldx, w.data(), c.type, b, y.data(), ldy, c.M, c.N, c.K, c.accumulate, pool);
-  matmul_reference(x.data(), ldx, w.data(), c.type, b, y_ref.data(), ldy, c.M, c.N, c.K,
+  fn(x.data(), ldx, w.data(), c.type, b, y.data(), ldy, c.M, c.N, c.K, c.accumulate, pool);
+  matmul_reference(x_ref.data(), ldx, w.data(), c.type, b, y_ref.data(), ldy, c.M, c.N, c.K,
                    c.accumulate);
 
   int failures = 0;
@@ -110,7 +118,7 @@ void check_case(const Case& c, uint32_t seed) {
     for (int64_t n = 0; n < c.N; ++n) {
       double magnitude = 0.0;
       for (int64_t k = 0; k < c.K; ++k)
-        magnitude += std::fabs(double{x[m * ldx + k]} * w.full[n * c.K + k]);
+        magnitude += std::fabs(double{x_ref[m * ldx + k]} * w.full[n * c.K + k]);
       if (c.bias) magnitude += std::fabs(bias[n]);
       if (c.accumulate) magnitude += std::fabs(y0[m * ldy + n]);
       const float got = y[m * ldy + n], want = y_ref[m * ldy + n];
@@ -245,6 +253,52 @@ TEST(Matmul, RejectsBadArguments) {
       Error);
   EXPECT_THROW(
       matmul(x.data(), 8, w.data(), DType::F32, nullptr, y.data(), 4, 2, 8, 8, false, pool), Error);
+}
+
+// --- Optional bf16-activation GEMM -------------------------------------------------------------
+
+// Exact against the reference fed the same bf16-rounded activations: only the rounding of x
+// differs from matmul(), the accumulation is fp32.
+TEST(MatmulBf16Activations, MatchesReferenceOnRoundedActivations) {
+  if (!matmul_bf16_activations_available()) GTEST_SKIP() << "no avx512_bf16 here";
+  uint32_t seed = 5000;
+  for (int64_t M : {9, 15, 33, 512, 700})
+    for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 1}, {17, 2}, {32, 31}, {33, 33}, {70, 64}, {300, 65}, {40, 513}, {33, 1030}}) {
+      const uint32_t s = seed++;
+      Case c{M,
+             N,
+             K,
+             DType::BF16,
+             (s & 1) != 0,
+             (s & 2) != 0,
+             1 + static_cast<int>(s % 3),
+             (s & 4) ? 3u : 0u,
+             (s & 8) ? 5u : 0u};
+      check_case(c, s, matmul_bf16_activations, /*round_x=*/true);
+      if (HasFailure()) return;
+    }
+}
+
+// Where it has no fast path (other weight types, decode-sized M, lower SIMD levels) it is
+// matmul() itself, bit for bit.
+TEST(MatmulBf16Activations, FallsBackToExactMatmul) {
+  for (SimdLevel level : available_levels()) {
+    ScopedSimdLevel scoped(level);
+    for (auto [M, type] :
+         {std::pair{40, DType::F16}, {40, DType::F32}, {3, DType::BF16}, {40, DType::BF16}}) {
+      if (type == DType::BF16 && M > 8 && matmul_bf16_activations_available()) continue;
+      std::mt19937 rng(M);
+      const int64_t N = 50, K = 70;
+      Weights w = random_weights(type, N, K, rng);
+      std::vector<float> x = random_vector(M * K, rng), y1(M * N), y2(M * N);
+      ThreadPool pool(2);
+      matmul(x.data(), K, w.data(), type, nullptr, y1.data(), N, M, N, K, false, pool);
+      matmul_bf16_activations(x.data(), K, w.data(), type, nullptr, y2.data(), N, M, N, K, false,
+                              pool);
+      EXPECT_EQ(y1, y2) << "M=" << M << " w=" << dtype_name(type) << " simd=" << simd_level_name();
+    }
+  }
 }
 
 // --- SIMD level selection ---------------------------------------------------------------------

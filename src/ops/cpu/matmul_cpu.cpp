@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 
+#include "ops/cpu/matmul_bf16.h"
 #include "ops/cpu/matmul_kernels.h"
 #include "ops/cpu/simd.h"
 #include "util/error.h"
@@ -164,6 +165,24 @@ void matmul(const float* x, size_t ldx, const void* w, DType wtype, const float*
   } else {
     run_gemm(kern, p, pool);
   }
+}
+
+bool matmul_bf16_activations_available() {
+  return simd_level() == SimdLevel::AVX512 && cpu_features().avx512_bf16;
+}
+
+void matmul_bf16_activations(const float* x, size_t ldx, const void* w, DType wtype,
+                             const float* bias, float* y, size_t ldy, int64_t M, int64_t N,
+                             int64_t K, bool accumulate, ThreadPool& pool) {
+  const detail::MatmulKernels& kern = kernels_for(simd_level());
+  if (wtype != DType::BF16 || K == 0 || M <= kern.gemv_max_m ||
+      !matmul_bf16_activations_available()) {
+    return matmul(x, ldx, w, wtype, bias, y, ldy, M, N, K, accumulate, pool);
+  }
+  check_arguments(x, ldx, w, wtype, y, ldy, M, N, K);
+  if (N == 0) return;
+  const detail::MatmulProblem p{x, ldx, w, wtype, bias, y, ldy, M, N, K, accumulate};
+  run_gemm(detail::kMatmulBf16Avx512, p, pool);
 }
 
 }  // namespace hwledger::cpu

@@ -25,6 +25,10 @@
 
 #include "ops/cpu/matmul_kernels.h"
 
+// The register-blocked loops below must be unrolled completely, or the accumulator arrays
+// end up in memory.
+#define HW_UNROLL _Pragma("GCC unroll 32")
+
 namespace hwledger::cpu::detail {
 
 template <DType T>
@@ -54,40 +58,55 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_a
   const size_t row0 = static_cast<size_t>(n) * static_cast<size_t>(K);
 
   const float* xrow[MB];
+  HW_UNROLL
   for (int m = 0; m < MB; ++m) xrow[m] = p.x + static_cast<size_t>(m0 + m) * p.ldx;
   V acc[R][MB];
-  for (int r = 0; r < R; ++r)
+  HW_UNROLL
+  for (int r = 0; r < R; ++r) {
+    HW_UNROLL
     for (int m = 0; m < MB; ++m) acc[r][m] = I::zero();
+  }
 
   int64_t k = 0;
   for (; k + kUnroll * L <= K; k += kUnroll * L) {
+    HW_UNROLL
     for (int r = 0; r < R; ++r) I::prefetch(wbytes + (row0 + r * K + k) * kBytes + prefetch_ahead);
+    HW_UNROLL
     for (int u = 0; u < kUnroll; ++u) {
       V xv[MB];
+      HW_UNROLL
       for (int m = 0; m < MB; ++m) xv[m] = I::loadu(xrow[m] + k + u * L);
+      HW_UNROLL
       for (int r = 0; r < R; ++r) {
         V wv = I::template load_w<T>(p.w, row0 + r * K + k + u * L);
+        HW_UNROLL
         for (int m = 0; m < MB; ++m) acc[r][m] = I::fmadd(wv, xv[m], acc[r][m]);
       }
     }
   }
   for (; k + L <= K; k += L) {
+    HW_UNROLL
     for (int r = 0; r < R; ++r) {
       V wv = I::template load_w<T>(p.w, row0 + r * K + k);
+      HW_UNROLL
       for (int m = 0; m < MB; ++m) acc[r][m] = I::fmadd(wv, I::loadu(xrow[m] + k), acc[r][m]);
     }
   }
   if (k < K) {
     const int rest = static_cast<int>(K - k);
+    HW_UNROLL
     for (int r = 0; r < R; ++r) {
       V wv = I::template load_w_partial<T>(p.w, row0 + r * K + k, rest);
+      HW_UNROLL
       for (int m = 0; m < MB; ++m)
         acc[r][m] = I::fmadd(wv, I::load_partial(xrow[m] + k, rest), acc[r][m]);
     }
   }
 
+  HW_UNROLL
   for (int m = 0; m < MB; ++m) {
     float* out = p.y + static_cast<size_t>(m0 + m) * p.ldy + n;
+    HW_UNROLL
     for (int r = 0; r < R; ++r) {
       float sum = I::reduce(acc[r][m]);
       if (p.bias) sum += p.bias[n + r];
@@ -204,33 +223,46 @@ void micro_kernel(int64_t kc, const float* xp, const float* wp, float* y, size_t
   using V = typename I::V;
   constexpr int L = I::kLanes, NV = I::kNV, NR = NV * L;
   V acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
+  HW_UNROLL
+  for (int i = 0; i < MR; ++i) {
+    HW_UNROLL
     for (int j = 0; j < NV; ++j) acc[i][j] = I::zero();
+  }
   for (int64_t k = 0; k < kc; ++k) {
     V b[NV];
+    HW_UNROLL
     for (int j = 0; j < NV; ++j) b[j] = I::load(wp + k * NR + j * L);
+    HW_UNROLL
     for (int i = 0; i < MR; ++i) {
       V a = I::broadcast(xp + k * MR + i);
+      HW_UNROLL
       for (int j = 0; j < NV; ++j) acc[i][j] = I::fmadd(a, b[j], acc[i][j]);
     }
   }
   if (bias) {
+    HW_UNROLL
     for (int j = 0; j < NV; ++j) {
       V bv = I::loadu(bias + j * L);
+      HW_UNROLL
       for (int i = 0; i < MR; ++i) acc[i][j] = I::add(acc[i][j], bv);
     }
   }
   if (n_valid == NR) {
-    for (int i = 0; i < MR; ++i)
+    HW_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      HW_UNROLL
       for (int j = 0; j < NV; ++j) {
         float* out = y + i * ldy + j * L;
         I::storeu(out, load_c ? I::add(acc[i][j], I::loadu(out)) : acc[i][j]);
       }
+    }
   } else {
-    for (int i = 0; i < MR; ++i)
+    HW_UNROLL
+    for (int i = 0; i < MR; ++i) {
+      HW_UNROLL
       for (int j = 0; j < NV; ++j) {
         const int lanes = n_valid - j * L;
-        if (lanes <= 0) break;
+        if (lanes <= 0) continue;
         float* out = y + i * ldy + j * L;
         if (lanes >= L) {
           I::storeu(out, load_c ? I::add(acc[i][j], I::loadu(out)) : acc[i][j]);
@@ -239,6 +271,7 @@ void micro_kernel(int64_t kc, const float* xp, const float* wp, float* y, size_t
           I::store_partial(out, v, lanes);
         }
       }
+    }
   }
 }
 

@@ -43,5 +43,8 @@ struct MatmulKernels {
 extern const MatmulKernels kMatmulGeneric;
 extern const MatmulKernels kMatmulAvx2;    // call only if simd_level() >= AVX2
 extern const MatmulKernels kMatmulAvx512;  // call only if simd_level() >= AVX512
+// bf16 activations (matmul_bf16.h); gemm only; call only with BF16 weights, simd_level() ==
+// AVX512 and cpu_features().avx512_bf16.
+extern const MatmulKernels kMatmulBf16Avx512;
 
 }  // namespace hwledger::cpu::detail
