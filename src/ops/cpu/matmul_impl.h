@@ -32,9 +32,7 @@
 namespace hwledger::cpu::detail {
 
 template <DType T>
-constexpr int weight_bytes() {
-  return T == DType::F32 ? 4 : 2;
-}
+inline constexpr int kWeightBytes = T == DType::F32 ? 4 : 2;
 
 // ---------------------------------------------------------------------------------------------
 // Decode: GEMV (and small-M GEMM) streaming w once.
@@ -50,7 +48,7 @@ template <class I, DType T, int R, int MB>
 void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_ahead) {
   using V = typename I::V;
   constexpr int L = I::kLanes;
-  constexpr int kBytes = weight_bytes<T>();
+  constexpr int kBytes = kWeightBytes<T>;
   // Unroll k so that each step reads one 64-byte line of every weight row.
   constexpr int kUnroll = 64 / (L * kBytes) > 0 ? 64 / (L * kBytes) : 1;
   const int64_t K = p.K;
@@ -118,7 +116,7 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_a
 template <class I, DType T, int MB>
 void gemv_rows(const MatmulProblem& p, int64_t n0, int64_t n1, int64_t m0) {
   constexpr int R = I::gemv_rows(MB);
-  const size_t row_bytes = static_cast<size_t>(p.K) * weight_bytes<T>();
+  const size_t row_bytes = static_cast<size_t>(p.K) * kWeightBytes<T>;
   int64_t n = n0;
   for (; n + R <= n1; n += R) gemv_block<I, T, R, MB>(p, n, m0, R * row_bytes);
   for (; n < n1; ++n) gemv_block<I, T, 1, MB>(p, n, m0, row_bytes);
@@ -358,3 +356,5 @@ constexpr MatmulKernels make_kernels(const char* name, int64_t gemv_max_m) {
 }
 
 }  // namespace hwledger::cpu::detail
+
+#undef HW_UNROLL
