@@ -112,12 +112,12 @@ void AddedVocabulary::build(std::vector<AddedToken> tokens, const Normalizer* no
   }
 }
 
-void AddedVocabulary::split(std::string_view text, bool normalized_pass,
+void AddedVocabulary::split(std::string_view text, bool normalized_pass, bool parse_special,
                             std::vector<Segment>& out) const {
-  split_with(normalized_pass ? normalized_ : raw_, text, out);
+  split_with(normalized_pass ? normalized_ : raw_, text, parse_special, out);
 }
 
-void AddedVocabulary::split_with(const Matcher& matcher, std::string_view text,
+void AddedVocabulary::split_with(const Matcher& matcher, std::string_view text, bool parse_special,
                                  std::vector<Segment>& out) const {
   size_t emitted = 0;  // text before this is already in `out`
   if (!matcher.empty()) {
@@ -136,6 +136,10 @@ void AddedVocabulary::split_with(const Matcher& matcher, std::string_view text,
       }
       const AddedToken& token = tokens_[size_t(index)];
       size_t start = pos, stop = pos + length;
+      if (token.special && !parse_special) {
+        pos = stop;  // like `tokenizers`' encode_special_tokens: the match stays plain text
+        continue;
+      }
       if (token.single_word) {
         bool left_ok = start == 0 || !is_word_char(char_at(text, previous_char_start(text, start)));
         bool right_ok = stop == text.size() || !is_word_char(char_at(text, stop));

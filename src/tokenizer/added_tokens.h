@@ -40,7 +40,9 @@ class AddedVocabulary {
 
   // Appends the segments of `text` (covering all of it, minus whitespace that lstrip/rstrip
   // swallowed), matching the raw tokens (`normalized_pass` false) or the normalized ones.
-  void split(std::string_view text, bool normalized_pass, std::vector<Segment>& out) const;
+  // With parse_special false, matches of special tokens are passed over (left as text).
+  void split(std::string_view text, bool normalized_pass, bool parse_special,
+             std::vector<Segment>& out) const;
 
  private:
   // A byte trie over the patterns of one pass.
@@ -56,7 +58,8 @@ class AddedVocabulary {
     // Longest pattern starting at text[pos]: its token index and length, or -1.
     int32_t longest_at(std::string_view text, size_t pos, size_t& length) const;
   };
-  void split_with(const Matcher& matcher, std::string_view text, std::vector<Segment>& out) const;
+  void split_with(const Matcher& matcher, std::string_view text, bool parse_special,
+                  std::vector<Segment>& out) const;
 
   std::vector<AddedToken> tokens_;
   Matcher raw_;

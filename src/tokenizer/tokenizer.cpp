@@ -222,7 +222,7 @@ std::shared_ptr<TokenizerImpl> build(std::string_view tokenizer_json, std::strin
 
 namespace detail {
 
-void TokenizerImpl::encode(std::string_view input, bool add_special_tokens,
+void TokenizerImpl::encode(std::string_view input, bool add_special_tokens, bool parse_special,
                            std::vector<int32_t>& out) const {
   std::string repaired;
   std::string_view text = input;
@@ -249,7 +249,7 @@ void TokenizerImpl::encode(std::string_view input, bool add_special_tokens,
     for (auto span : pre_tokens.spans) model->tokenize(pre_tokens.view(span), out, bpe_scratch);
   };
 
-  added.split(text, /*normalized_pass=*/false, segments);
+  added.split(text, /*normalized_pass=*/false, parse_special, segments);
   for (const auto& segment : segments) {
     if (segment.id >= 0) {
       out.push_back(segment.id);
@@ -263,7 +263,7 @@ void TokenizerImpl::encode(std::string_view input, bool add_special_tokens,
       continue;
     }
     normalized_segments.clear();
-    added.split(normal, /*normalized_pass=*/true, normalized_segments);
+    added.split(normal, /*normalized_pass=*/true, parse_special, normalized_segments);
     for (const auto& inner : normalized_segments) {
       if (inner.id >= 0)
         out.push_back(inner.id);
@@ -310,10 +310,11 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json,
       build(tokenizer_json, tokenizer_config_json, origin, origin + " (tokenizer_config.json)"));
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
+                                       bool parse_special) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
-  impl_->encode(text, add_special_tokens, ids);
+  impl_->encode(text, add_special_tokens, parse_special, ids);
   return ids;
 }
 

@@ -52,7 +52,11 @@ class Tokenizer {
   // Text to ids. Added tokens in the text (special or not) are split out first and become
   // their own ids; add_special_tokens adds what the post-processor adds (BOS/EOS).
   // Ill-formed UTF-8 in `text` is first replaced by U+FFFD (one per maximal bad subsequence).
-  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
+  // parse_special = false encodes the text of special tokens as plain text (for untrusted text
+  // such as user messages; `tokenizers`' split_special_tokens / encode_special_tokens);
+  // non-special added tokens are still split out.
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens,
+                              bool parse_special = true) const;
 
   // Ids to text, as `tokenizers` decodes (no clean-up of spaces). Ids outside the vocabulary
   // are skipped, as `tokenizers` does; bytes that do not form UTF-8 become U+FFFD.

@@ -54,7 +54,8 @@ struct TokenizerImpl {
                 decoded_offsets[size_t(id) + 1] - decoded_offsets[size_t(id)]);
   }
 
-  void encode(std::string_view text, bool add_special_tokens, std::vector<int32_t>& out) const;
+  void encode(std::string_view text, bool add_special_tokens, bool parse_special,
+              std::vector<int32_t>& out) const;
 };
 
 // Decoding as a stream; Tokenizer::decode() is this fed with all ids, so the two agree.

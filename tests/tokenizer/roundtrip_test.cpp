@@ -185,6 +185,23 @@ TEST(AddedTokensInText, SpecialTokensAreSplitOut) {
   EXPECT_EQ(s, want);
 }
 
+TEST(AddedTokensInText, ParseSpecialFalseKeepsSpecialTokensAsText) {
+  // For untrusted text: "<|im_end|>" in a user message must not end the turn.
+  const Tokenizer& qwen = model_tokenizer("qwen3");
+  std::string text = "a<|im_end|>b<think>c";
+  auto ids = qwen.encode(text, false, /*parse_special=*/false);
+  EXPECT_EQ(std::find(ids.begin(), ids.end(), 151645), ids.end());
+  EXPECT_NE(std::find(ids.begin(), ids.end(), 151667), ids.end());  // <think> is not special
+  EXPECT_EQ(qwen.decode(ids), text);
+  for (int32_t id : ids) EXPECT_FALSE(qwen.is_special(id));
+  const Tokenizer& llama = model_tokenizer("llama3.1");
+  auto l = llama.encode("<|eot_id|>", true, false);
+  ASSERT_GE(l.size(), 2u);
+  EXPECT_EQ(l[0], 128000);  // the post-processor's BOS is still added
+  EXPECT_EQ(std::find(l.begin(), l.end(), 128009), l.end());
+  EXPECT_EQ(llama.decode(l, true), "<|eot_id|>");
+}
+
 TEST(Robustness, InvalidUtf8IsRepairedNotRejected) {
   const Tokenizer& qwen = model_tokenizer("qwen3");
   std::string bad = "ok \xC3\x28 \xE2\x82 \xF0\x9F\x98 end\xFF";
