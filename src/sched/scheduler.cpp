@@ -37,7 +37,8 @@ double seconds(Clock::time_point from, Clock::time_point to) {
 }
 
 // What is wrong with a request, or "" when nothing is.
-std::string validation_error(const GenerateRequest& r, int64_t vocab_size, int64_t context) {
+std::string validation_error(const GenerateRequest& r, int64_t vocab_size, int64_t context, int64_t kv_blocks,
+                             int64_t block_tokens) {
   if (r.prompt.empty()) return "the prompt is empty";
   for (size_t i = 0; i < r.prompt.size(); ++i)
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab_size)
@@ -48,6 +49,13 @@ std::string validation_error(const GenerateRequest& r, int64_t vocab_size, int64
   if (prompt + r.max_tokens > context)
     return fmt::format("prompt of {} tokens plus max_tokens {} exceeds the context of {} tokens", prompt,
                        r.max_tokens, context);
+  // The last token generated is never fed back, so the cache holds at most this many.
+  const int64_t blocks = (prompt + r.max_tokens - 1 + block_tokens - 1) / block_tokens;
+  if (blocks > kv_blocks)
+    return fmt::format(
+        "prompt of {} tokens plus max_tokens {} needs {} KV cache blocks of {} tokens; the cache holds {} "
+        "(raise --max-kv-size or lower max_tokens)",
+        prompt, r.max_tokens, blocks, block_tokens, kv_blocks);
   try {
     validate_sampling(r.sampling);
   } catch (const InputError& e) {
@@ -70,6 +78,8 @@ struct Scheduler::Impl {
     bool done = false;
     bool first_token = false;
     bool counted_running = false;  // admitted: counted in running_count (guarded by mu)
+    bool admitted_once = false;    // prompt/cached totals already counted
+    bool requeued = false;         // sent back to the queue this step (KV cache full)
     std::atomic<bool> cancel_requested{false};
     GenerateResult result;
     Clock::time_point submitted, admitted;
@@ -98,6 +108,9 @@ struct Scheduler::Impl {
   bool pending_cancel = false;  // some queued request may have cancel_requested set
   bool stopping = false, draining = false;
   bool cancel_all = false;  // drain's deadline passed: end everything live
+  // A prompt did not fit in the KV cache and went back to the queue: admit nothing more until a
+  // running request ends (or none runs), so that it is not retried in vain every step.
+  bool kv_wait = false;
   SchedulerStats counters;  // totals; queued/running are filled in by stats()
 
   // The loop thread's own state.
@@ -112,6 +125,8 @@ struct Scheduler::Impl {
   void admit(std::unique_ptr<Request> r);
   void step();
   void deliver_token(Request& r, float* logits);
+  bool reserve_batch();
+  void requeue(Request& r);
   void finish(Request& r, StopReason reason, std::string error = {});
   void retire_done();
 };
@@ -140,7 +155,10 @@ void Scheduler::Impl::finish(Request& r, StopReason reason, std::string error) {
       auto it = live.find(r.req.id);
       if (it != live.end() && it->second == &r) live.erase(it);
     }
-    if (r.counted_running) --running_count;
+    if (r.counted_running) {
+      --running_count;
+      kv_wait = false;  // its blocks are free now
+    }
   }
   try {
     r.sink->on_done(r.result);
@@ -161,14 +179,18 @@ void Scheduler::Impl::admit(std::unique_ptr<Request> r) {
   Request& req = *r;
   req.admitted = Clock::now();
   req.result.queue_seconds = seconds(req.submitted, req.admitted);
+  req.requeued = false;
   running.push_back(std::move(r));
   try {
     req.attached = true;
     PrefixHit hit = engine.kv_cache().attach_prefix(req.kv, req.req.prompt, req.req.cache_salt);
     req.result.cached_tokens = hit.tokens;
-    std::lock_guard lock(mu);
-    counters.prompt_tokens_total += req.prompt_len;
-    counters.cached_tokens_total += hit.tokens;
+    if (!req.admitted_once) {
+      req.admitted_once = true;
+      std::lock_guard lock(mu);
+      counters.prompt_tokens_total += req.prompt_len;
+      counters.cached_tokens_total += hit.tokens;
+    }
   } catch (const std::exception& e) {
     finish(req, StopReason::Error, fmt::format("restoring the cached prefix failed: {}", e.what()));
   }
@@ -182,7 +204,8 @@ void Scheduler::Impl::loop() {
       std::unique_lock lock(mu);
       wake.wait(lock, [&] {
         return stopping || cancel_all || pending_cancel || !running.empty() ||
-               (!queue.empty() && static_cast<int64_t>(running.size()) < opts.max_running);
+               (!queue.empty() && static_cast<int64_t>(running.size()) < opts.max_running &&
+                (!kv_wait || running.empty()));
       });
       stop_now = stopping;
       cancel_everything = stopping || cancel_all;
@@ -198,7 +221,8 @@ void Scheduler::Impl::loop() {
           }
         }
       }
-      while (!queue.empty() &&
+      if (running.empty()) kv_wait = false;
+      while (!queue.empty() && !kv_wait &&
              static_cast<int64_t>(running.size() + admitted.size()) < opts.max_running) {
         admitted.push_back(std::move(queue.front()));
         admitted.back()->counted_running = true;
@@ -228,6 +252,78 @@ void Scheduler::Impl::loop() {
   }
 }
 
+void Scheduler::Impl::requeue(Request& r) {
+  // Nothing was emitted yet (it was still prefilling), so starting over is invisible to the
+  // client; blocks it completed stay in the prefix cache and come back at re-admission.
+  engine.kv_cache().release(r.kv);
+  r.kv = KVSequence{};
+  r.attached = false;
+  r.requeued = true;
+}
+
+// Reserves each batch item's room before the forward pass, so that a full KV cache is handled
+// per request: a prompt still prefilling goes back to the queue while others hold the blocks
+// (it may first be made to yield them to a decoding sequence); a sequence that cannot grow
+// even so ends with an error. Returns false when the batch ended up empty.
+bool Scheduler::Impl::reserve_batch() {
+  auto active = [](const Request* q) { return !q->done && !q->requeued; };
+  size_t kept = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Request& r = *batch_owner[i];
+    bool ok = false;
+    while (active(&r)) {
+      try {
+        engine.kv_cache().reserve(r.kv, r.kv.n_tokens + static_cast<int64_t>(batch[i].tokens.size()));
+        ok = true;
+        break;
+      } catch (const std::exception& e) {
+        const bool others = std::any_of(running.begin(), running.end(), [&](const auto& q) {
+          return q.get() != &r && active(q.get());
+        });
+        if (r.prefilling() && others) {
+          requeue(r);
+          break;
+        }
+        // A decoding sequence takes the blocks of the newest sequence still prefilling.
+        Request* victim = nullptr;
+        for (auto it = running.rbegin(); it != running.rend() && !victim; ++it)
+          if (it->get() != &r && active(it->get()) && (*it)->prefilling() && !(*it)->kv.blocks.empty())
+            victim = it->get();
+        if (victim) {
+          requeue(*victim);
+          continue;
+        }
+        finish(r, StopReason::Error, e.what());
+      }
+    }
+    if (!ok) continue;
+    batch[kept] = batch[i];
+    batch_owner[kept++] = &r;
+  }
+  // Items of requests requeued after their own reservation succeeded.
+  size_t out = 0;
+  for (size_t i = 0; i < kept; ++i)
+    if (active(batch_owner[i])) {
+      batch[out] = batch[i];
+      batch_owner[out++] = batch_owner[i];
+    }
+  batch.resize(out);
+  batch_owner.resize(out);
+
+  if (std::any_of(running.begin(), running.end(), [](const auto& q) { return q->requeued; })) {
+    std::lock_guard lock(mu);
+    for (auto it = running.rbegin(); it != running.rend(); ++it)
+      if ((*it)->requeued) {
+        (*it)->counted_running = false;
+        --running_count;
+        queue.push_front(std::move(*it));  // back at the head, in admission order
+      }
+    std::erase_if(running, [](const std::unique_ptr<Request>& q) { return q == nullptr; });
+    kv_wait = true;
+  }
+  return !batch.empty();
+}
+
 void Scheduler::Impl::step() {
   batch.clear();
   batch_owner.clear();
@@ -250,23 +346,7 @@ void Scheduler::Impl::step() {
     budget -= n;
   }
 
-  // Reserve each sequence's room first, so that a full cache ends the request that could not
-  // grow (its blocks then go back to the others) instead of failing the whole batch.
-  size_t kept = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Request& r = *batch_owner[i];
-    try {
-      engine.kv_cache().reserve(r.kv, r.kv.n_tokens + static_cast<int64_t>(batch[i].tokens.size()));
-    } catch (const std::exception& e) {
-      finish(r, StopReason::Error, e.what());
-      continue;
-    }
-    batch[kept] = batch[i];
-    batch_owner[kept++] = &r;
-  }
-  batch.resize(kept);
-  batch_owner.resize(kept);
-  if (batch.empty()) return;
+  if (!reserve_batch()) return;
 
   std::vector<float>* logits = nullptr;
   before.resize(batch.size());
@@ -364,7 +444,8 @@ bool Scheduler::submit(GenerateRequest request, std::shared_ptr<RequestSink> sin
   r->result.id = request.id;
   r->result.prompt_tokens = static_cast<int64_t>(request.prompt.size());
   r->prompt_len = static_cast<int64_t>(request.prompt.size());
-  std::string error = validation_error(request, s.vocab_size, engine_.max_context());
+  std::string error = validation_error(request, s.vocab_size, engine_.max_context(), engine_.pool().capacity(),
+                                       s.block_tokens);
 
   std::unique_lock lock(s.mu);
   if (s.stopping || s.draining || static_cast<int64_t>(s.queue.size()) >= s.opts.max_queue) {

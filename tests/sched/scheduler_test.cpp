@@ -355,24 +355,102 @@ TEST(Scheduler, InvalidRequestsEndWithAnErrorThatSaysWhy) {
   EXPECT_EQ(run_one(s, request("g", prompt_ids(500, 2), 12))->result.reason, StopReason::Length);
 }
 
-TEST(Scheduler, FullKvCacheEndsOnlyTheRequestThatDoesNotFit) {
-  // 6 blocks of 32 tokens: a 300-token prompt cannot fit, a short one can.
+// An engine whose KV cache holds `blocks` blocks of 32 tokens, without prefix caching.
+std::unique_ptr<Engine> make_small_kv_engine(int64_t blocks) {
   auto probe = make_engine(false);
-  const uint64_t block = probe->kv_cache().layout().block_bytes();
+  const uint64_t block_bytes = probe->kv_cache().layout().block_bytes();
   probe.reset();
-  auto engine = make_engine(/*prefix_cache=*/false, 6 * block);
-  ASSERT_EQ(engine->pool().capacity(), 6);
+  auto engine = make_engine(/*prefix_cache=*/false, blocks * block_bytes);
+  EXPECT_EQ(engine->pool().capacity(), blocks);
+  return engine;
+}
+
+TEST(Scheduler, RequestLargerThanTheKvCacheIsRefusedUpFront) {
+  auto engine = make_small_kv_engine(6);
+  Scheduler s(*engine, options());
+  auto sink = run_one(s, request("big", prompt_ids(300, 2), 10));
+  EXPECT_EQ(sink->result.reason, StopReason::Error);
+  EXPECT_EQ(sink->result.error,
+            "prompt of 300 tokens plus max_tokens 10 needs 10 KV cache blocks of 32 tokens; the cache holds 6 "
+            "(raise --max-kv-size or lower max_tokens)");
+  // 6 blocks hold 192 tokens: the last generated token is never stored, so 150 + 43 fits.
+  EXPECT_EQ(run_one(s, request("fits", prompt_ids(150, 2), 43))->result.reason, StopReason::Length);
+}
+
+TEST(Scheduler, PromptThatDoesNotFitBesideOthersWaitsForTheirBlocks) {
+  // 6 blocks: "small" needs 2, "big" 6; big's prefill runs out, goes back to the queue and runs
+  // once small has finished. Neither sees an error, and both generate what they do alone.
+  auto engine = make_small_kv_engine(6);
+  const auto small_prompt = prompt_ids(20, 1), big_prompt = prompt_ids(180, 2);
+  const auto small_expected = engine->generate_greedy(small_prompt, 30);
+  const auto big_expected = engine->generate_greedy(big_prompt, 5);
   Scheduler s(*engine, options(/*max_running=*/4, /*prefill_chunk=*/64));
   auto small = std::make_shared<RecordingSink>();
   auto big = std::make_shared<RecordingSink>();
-  ASSERT_TRUE(s.submit(request("small", prompt_ids(20, 1), 30), small));
-  ASSERT_TRUE(s.submit(request("big", prompt_ids(300, 2), 10), big));
+  ASSERT_TRUE(s.submit(request("small", small_prompt, 30), small));
+  ASSERT_TRUE(s.submit(request("big", big_prompt, 5), big));
   ASSERT_TRUE(big->wait());
   ASSERT_TRUE(small->wait());
-  EXPECT_EQ(big->result.reason, StopReason::Error);
-  EXPECT_NE(big->result.error.find("KV cache is full"), std::string::npos) << big->result.error;
-  EXPECT_EQ(small->result.reason, StopReason::Length);
-  EXPECT_EQ(small->tokens, engine->generate_greedy(prompt_ids(20, 1), 30));
+  EXPECT_EQ(small->result.reason, StopReason::Length) << small->result.error;
+  EXPECT_EQ(big->result.reason, StopReason::Length) << big->result.error;
+  EXPECT_EQ(small->tokens, small_expected);
+  EXPECT_EQ(big->tokens, big_expected);
+  EXPECT_EQ(s.stats().prompt_tokens_total, 200) << "a requeued prompt is counted once";
+  EXPECT_EQ(engine->pool().free_blocks(), 6);
+}
+
+TEST(Scheduler, DecodingSequenceTakesTheBlocksOfOneStillPrefilling) {
+  // 6 blocks. "a" (60-token prompt) decodes; "b" (150 tokens) prefills 32 per step and holds 4
+  // blocks when a needs its third: b yields its blocks, waits, and starts over after a.
+  auto engine = make_small_kv_engine(6);
+  const auto a_prompt = prompt_ids(60, 3), b_prompt = prompt_ids(150, 4);
+  const auto a_expected = engine->generate_greedy(a_prompt, 100);
+  const auto b_expected = engine->generate_greedy(b_prompt, 5);
+  Scheduler s(*engine, options(/*max_running=*/4, /*prefill_chunk=*/32));
+  auto a = std::make_shared<RecordingSink>(), b = std::make_shared<RecordingSink>();
+  Gate first_token, b_submitted;
+  a->on_token_hook = [&](const TokenEvent& ev) {
+    if (ev.index == 0) {
+      first_token.open();
+      b_submitted.wait();  // b joins at the very next step
+    }
+    return true;
+  };
+  ASSERT_TRUE(s.submit(request("a", a_prompt, 100), a));
+  first_token.wait();
+  ASSERT_TRUE(s.submit(request("b", b_prompt, 5), b));
+  b_submitted.open();
+  ASSERT_TRUE(a->wait());
+  ASSERT_TRUE(b->wait());
+  EXPECT_EQ(a->result.reason, StopReason::Length) << a->result.error;
+  EXPECT_EQ(b->result.reason, StopReason::Length) << b->result.error;
+  EXPECT_EQ(a->tokens, a_expected);
+  EXPECT_EQ(b->tokens, b_expected);
+  // b's prefill progress restarted: 32, 64, 96, 128, then again from 32.
+  ASSERT_GE(b->progress.size(), 5u);
+  EXPECT_EQ(b->progress[3].first, 128);
+  EXPECT_EQ(b->progress[4].first, 32);
+  EXPECT_EQ(b->progress.back().first, 150);
+}
+
+TEST(Scheduler, DecodingSequenceThatCannotGrowEndsWithAnError) {
+  // Two sequences that each fit alone (6 blocks) but not together: when the cache runs out,
+  // the one that cannot grow ends with the cache's message and the other one carries on.
+  auto engine = make_small_kv_engine(6);
+  const auto p1 = prompt_ids(20, 5), p2 = prompt_ids(20, 6);
+  Scheduler s(*engine, options());
+  auto a = std::make_shared<RecordingSink>(), b = std::make_shared<RecordingSink>();
+  ASSERT_TRUE(s.submit(request("a", p1, 150), a));
+  ASSERT_TRUE(s.submit(request("b", p2, 150), b));
+  ASSERT_TRUE(a->wait());
+  ASSERT_TRUE(b->wait());
+  const bool a_failed = a->result.reason == StopReason::Error;
+  RecordingSink& failed = a_failed ? *a : *b;
+  RecordingSink& survived = a_failed ? *b : *a;
+  EXPECT_EQ(failed.result.reason, StopReason::Error);
+  EXPECT_NE(failed.result.error.find("KV cache is full"), std::string::npos) << failed.result.error;
+  EXPECT_EQ(survived.result.reason, StopReason::Length);
+  EXPECT_EQ(survived.tokens, engine->generate_greedy(a_failed ? p2 : p1, 150));
   EXPECT_EQ(engine->pool().free_blocks(), 6);
 }
 
