@@ -27,7 +27,8 @@ struct SamplingParams {
 };
 
 struct GenerateRequest {
-  std::string id;                      // unique among live requests (cancel uses it)
+  std::string id;                      // unique among live requests (cancel uses it); free
+                                       // again once on_done was called; "" = not cancellable
   std::vector<int32_t> prompt;         // token ids, already templated and encoded
   int64_t max_tokens = 256;
   SamplingParams sampling;
@@ -49,7 +50,7 @@ struct GenerateResult {
   std::string id;
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;           // prompt tokens restored from the KV cache, not computed
-  int64_t completion_tokens = 0;
+  int64_t completion_tokens = 0;       // tokens sampled, an EOS included (it is not emitted)
   StopReason reason = StopReason::Length;
   std::string error;                   // for StopReason::Error
   double queue_seconds = 0, ttft_seconds = 0, total_seconds = 0;
@@ -85,15 +86,19 @@ class Scheduler {
   Scheduler(Engine& engine, const SchedulerOptions& opts);
   ~Scheduler();  // stops the loop; unfinished requests end with StopReason::Cancelled
 
-  // Queues a request. Returns false (and calls nothing on the sink) when the queue is full.
-  // Invalid requests (empty prompt, prompt + max_tokens beyond the context, ids outside the
-  // vocabulary) end at once with StopReason::Error and a message.
+  // Queues a request. Returns false (and calls nothing on the sink) when the queue is full or
+  // the scheduler is draining / shutting down.
+  // Invalid requests (empty prompt, prompt + max_tokens beyond the context or beyond the whole
+  // KV cache, ids outside the vocabulary, sampling settings out of range, an id already live)
+  // end at once with StopReason::Error and a message: on_done runs on the caller's thread
+  // before submit returns true. Every other event comes on the scheduler thread.
   bool submit(GenerateRequest request, std::shared_ptr<RequestSink> sink);
   // Cancels a queued or running request: it ends with StopReason::Cancelled and its KV blocks
   // are freed before the next step. Returns false for an unknown id.
   bool cancel(const std::string& id);
-  // Stops admitting new requests; returns when every admitted request has finished or the
-  // deadline passed (then the rest are cancelled).
+  // Stops admitting new requests (submit returns false from now on); returns when every
+  // accepted request has finished - queued ones still run - or the deadline passed (then the
+  // rest are cancelled and drain returns once their on_done ran).
   void drain(double timeout_seconds);
 
   SchedulerStats stats() const;
