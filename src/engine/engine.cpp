@@ -11,7 +11,9 @@ DType parse_kv_dtype(const std::string& name) {
   if (name == "f16") return DType::F16;
   if (name == "bf16") return DType::BF16;
   if (name == "f32") return DType::F32;
-  fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32)", name);
+  if (name == "q8_0") return DType::Q8_0;
+  if (name == "q4_0") return DType::Q4_0;
+  fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32, q8_0, q4_0)", name);
 }
 
 Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
@@ -24,8 +26,7 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   layout.head_dim = c.head_dim;
   layout.block_tokens = opts.block_tokens;
   layout.dtype = opts.kv_dtype;
-  if (layout.block_tokens <= 0 || layout.block_tokens % 16 != 0)
-    fail_input("block size {} must be a positive multiple of 16 tokens", layout.block_tokens);
+  validate_kv_layout(layout);
   max_context_ = opts.max_context > 0 ? opts.max_context : std::min<int64_t>(c.max_position_embeddings, 32768);
   int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;
   if (opts.max_kv_bytes > 0)

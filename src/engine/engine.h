@@ -25,7 +25,7 @@ struct EngineOptions {
   LoadOptions load;
 };
 
-// Parses "f16", "bf16", "f32" for --kv-dtype (throws InputError naming the value).
+// Parses "f16", "bf16", "f32", "q8_0", "q4_0" for --kv-dtype (throws InputError naming the value).
 DType parse_kv_dtype(const std::string& name);
 
 class Engine {

@@ -7,14 +7,22 @@
 
 namespace hwledger {
 
-enum class DType : uint8_t { F32, F16, BF16, I32 };
+// Q8_0 and Q4_0 are KV-cache element types only (blocks of 32 values sharing an f16 scale; the
+// layout is in ops/paged_kv.h). The numeric values are stored in SSD cache headers: append only.
+enum class DType : uint8_t { F32, F16, BF16, I32, Q8_0, Q4_0 };
 
+// True for the block-quantized KV types, whose elements have no whole byte size.
+constexpr bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+// Bytes per element; 0 for the quantized types (use KVLayout's sizes for those).
 constexpr size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
     case DType::I32: return 4;
+    case DType::Q8_0: return 0;
+    case DType::Q4_0: return 0;
   }
   return 0;
 }
@@ -25,6 +33,8 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::F16: return "f16";
     case DType::BF16: return "bf16";
     case DType::I32: return "i32";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_0: return "q4_0";
   }
   return "?";
 }

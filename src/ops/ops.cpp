@@ -76,6 +76,7 @@ namespace {
 void check_kv(const PagedKVView& kv, int64_t end_pos, const char* op) {
   if (!kv.layout || kv.layer < 0 || kv.layer >= kv.layout->n_layers)
     fail("{}: bad KV view (layer {})", op, kv.layer);
+  validate_kv_layout(*kv.layout);  // e.g. q8_0 with a head_dim that is no multiple of 32
   if (end_pos > kv.n_blocks * kv.layout->block_tokens)
     fail("{}: position {} is beyond the {} cached blocks of {} tokens", op, end_pos - 1, kv.n_blocks,
          kv.layout->block_tokens);

@@ -2,6 +2,7 @@
 
 #include "ops/cpu/simd.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -82,6 +83,133 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPoo
   });
 }
 
+namespace {
+
+// ggml's q8_0 for one group of 32 values: d = amax / 127, q = round(x / d). Returns d as f16.
+// Non-finite inputs give garbage values but no undefined conversions.
+uint16_t quantize_group_q8_0(const float* x, int8_t* q) {
+  float amax = 0;
+  for (int64_t i = 0; i < kKVQuantGroup; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127;
+  const float id = d > 0 ? 1 / d : 0;
+  for (int64_t i = 0; i < kKVQuantGroup; ++i)
+    q[i] = static_cast<int8_t>(std::round(std::fmin(std::fmax(x[i] * id, -127.f), 127.f)));
+  return f32_to_f16(std::fmin(d, 65504.f));  // clamped: an infinite scale would make 0 * d NaN
+}
+
+// ggml's q4_0 for one group of 32 values: d = (the value of largest magnitude) / -8,
+// q = min(15, (int)(x / d + 8.5)) in [0, 15], dequantized as (q - 8) * d. Returns d as f16.
+uint16_t quantize_group_q4_0(const float* x, uint8_t* q) {
+  float amax = 0, max = 0;
+  for (int64_t i = 0; i < kKVQuantGroup; ++i) {
+    const float v = x[i];
+    if (std::fabs(v) > amax) {
+      amax = std::fabs(v);
+      max = v;
+    }
+  }
+  const float d = max / -8;
+  const float id = d != 0 ? 1 / d : 0;
+  for (int64_t i = 0; i < kKVQuantGroup; ++i)
+    q[i] = static_cast<uint8_t>(std::fmin(std::fmax(x[i] * id + 8.5f, 0.f), 15.f));
+  return f32_to_f16(std::fmin(std::fmax(d, -65504.f), 65504.f));
+}
+
+void put_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
+float get_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Token j's head vectors kr[hd], vr[hd] into one KV head's K region kh and V region vh.
+void store_token(const KVLayout& L, const float* kr, const float* vr, int64_t j, uint8_t* kh,
+                 uint8_t* vh) {
+  const int64_t bt = L.block_tokens, hd = L.head_dim, groups = hd / kKVQuantGroup;
+  uint8_t* kscale = kh + L.head_value_bytes();  // [groups][bt]
+  uint8_t* vscale = vh + L.head_value_bytes();  // [bt][groups]
+  switch (L.dtype) {
+    case DType::Q8_0: {
+      int8_t q[kKVQuantGroup];
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t d0 = g * kKVQuantGroup;
+        put_f16(kscale + 2 * (g * bt + j), quantize_group_q8_0(kr + d0, q));
+        for (int64_t i = 0; i < kKVQuantGroup; ++i)
+          kh[(d0 + i) * bt + j] = static_cast<uint8_t>(q[i]);
+        put_f16(vscale + 2 * (j * groups + g), quantize_group_q8_0(vr + d0, q));
+        std::memcpy(vh + j * hd + d0, q, kKVQuantGroup);
+      }
+      break;
+    }
+    case DType::Q4_0: {
+      uint8_t q[kKVQuantGroup];
+      const int shift = (j & 1) ? 4 : 0;  // K: token j's nibble in byte [d][j/2]
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t d0 = g * kKVQuantGroup;
+        put_f16(kscale + 2 * (g * bt + j), quantize_group_q4_0(kr + d0, q));
+        for (int64_t i = 0; i < kKVQuantGroup; ++i) {
+          uint8_t& byte = kh[(d0 + i) * (bt / 2) + j / 2];
+          byte = static_cast<uint8_t>((byte & (0xf0 >> shift)) | (q[i] << shift));
+        }
+        put_f16(vscale + 2 * (j * groups + g), quantize_group_q4_0(vr + d0, q));
+        uint8_t* row = vh + j * (hd / 2) + d0 / 2;  // V: dims 2i, 2i+1 in byte i
+        for (int64_t i = 0; i < kKVQuantGroup / 2; ++i)
+          row[i] = static_cast<uint8_t>(q[2 * i] | (q[2 * i + 1] << 4));
+      }
+      break;
+    }
+    default:
+      for (int64_t d = 0; d < hd; ++d) {
+        store_elem(kh, L.dtype, d * bt + j, kr[d]);  // K is stored transposed: [hd][bt]
+        store_elem(vh, L.dtype, j * hd + d, vr[d]);  // V as rows: [bt][hd]
+      }
+  }
+}
+
+// Key j of one KV head's K region kh, dequantized: key[hd].
+void load_key(const KVLayout& L, const uint8_t* kh, int64_t j, float* key) {
+  const int64_t bt = L.block_tokens, hd = L.head_dim;
+  const uint8_t* kscale = kh + L.head_value_bytes();
+  switch (L.dtype) {
+    case DType::Q8_0:
+      for (int64_t d = 0; d < hd; ++d)
+        key[d] = static_cast<float>(static_cast<int8_t>(kh[d * bt + j])) *
+                 get_f16(kscale + 2 * ((d / kKVQuantGroup) * bt + j));
+      break;
+    case DType::Q4_0:
+      for (int64_t d = 0; d < hd; ++d) {
+        const int q = (kh[d * (bt / 2) + j / 2] >> ((j & 1) * 4)) & 0xf;
+        key[d] = static_cast<float>(q - 8) * get_f16(kscale + 2 * ((d / kKVQuantGroup) * bt + j));
+      }
+      break;
+    default:
+      for (int64_t d = 0; d < hd; ++d) key[d] = load_elem(kh, L.dtype, d * bt + j);
+  }
+}
+
+// Value row j of one KV head's V region vh, dequantized: value[hd].
+void load_value(const KVLayout& L, const uint8_t* vh, int64_t j, float* value) {
+  const int64_t hd = L.head_dim, groups = hd / kKVQuantGroup;
+  const uint8_t* vscale = vh + L.head_value_bytes() + 2 * j * groups;
+  switch (L.dtype) {
+    case DType::Q8_0:
+      for (int64_t d = 0; d < hd; ++d)
+        value[d] = static_cast<float>(static_cast<int8_t>(vh[j * hd + d])) *
+                   get_f16(vscale + 2 * (d / kKVQuantGroup));
+      break;
+    case DType::Q4_0:
+      for (int64_t d = 0; d < hd; ++d) {
+        const int q = (vh[j * (hd / 2) + d / 2] >> ((d & 1) * 4)) & 0xf;
+        value[d] = static_cast<float>(q - 8) * get_f16(vscale + 2 * (d / kKVQuantGroup));
+      }
+      break;
+    default:
+      for (int64_t d = 0; d < hd; ++d) value[d] = load_elem(vh, L.dtype, j * hd + d);
+  }
+}
+
+}  // namespace
+
 void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const PagedKVView& kv) {
   const KVLayout& L = *kv.layout;
   const int64_t bt = L.block_tokens, hd = L.head_dim;
@@ -89,23 +217,17 @@ void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const Pag
     int64_t pos = pos0 + t, b = pos / bt, j = pos % bt;
     uint8_t* kslab = kv.blocks[b] + L.k_offset(kv.layer);
     uint8_t* vslab = kv.blocks[b] + L.v_offset(kv.layer);
-    for (int64_t g = 0; g < L.n_kv_heads; ++g) {
-      const float* kr = k + (t * L.n_kv_heads + g) * hd;
-      const float* vr = v + (t * L.n_kv_heads + g) * hd;
-      uint8_t* kh = kslab + g * L.head_bytes();
-      uint8_t* vh = vslab + g * L.head_bytes();
-      for (int64_t d = 0; d < hd; ++d) {
-        store_elem(kh, L.dtype, d * bt + j, kr[d]);  // K is stored transposed: [hd][bt]
-        store_elem(vh, L.dtype, j * hd + d, vr[d]);  // V as rows: [bt][hd]
-      }
-    }
+    for (int64_t g = 0; g < L.n_kv_heads; ++g)
+      store_token(L, k + (t * L.n_kv_heads + g) * hd, v + (t * L.n_kv_heads + g) * hd, j,
+                  kslab + g * L.head_bytes(), vslab + g * L.head_bytes());
   }
 }
 
 namespace {
 // One query row of one head: the plain version every SIMD path is tested against.
+// row: scratch of head_dim floats.
 void attention_task_generic(const float* q, int64_t pos, const PagedKVView& kv, int64_t kv_head,
-                            float scale, int64_t window, float* scores, float* out) {
+                            float scale, int64_t window, float* scores, float* row, float* out) {
   const KVLayout& L = *kv.layout;
   const int64_t bt = L.block_tokens, hd = L.head_dim;
   const int64_t n_keys = pos + 1;
@@ -113,8 +235,9 @@ void attention_task_generic(const float* q, int64_t pos, const PagedKVView& kv, 
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t j = lo; j < n_keys; ++j) {
     const uint8_t* kh = kv.blocks[j / bt] + L.k_offset(kv.layer) + kv_head * L.head_bytes();
+    load_key(L, kh, j % bt, row);
     float s = 0;
-    for (int64_t d = 0; d < hd; ++d) s += q[d] * load_elem(kh, L.dtype, d * bt + j % bt);
+    for (int64_t d = 0; d < hd; ++d) s += q[d] * row[d];
     scores[j] = s * scale;
     mx = std::max(mx, scores[j]);
   }
@@ -127,8 +250,9 @@ void attention_task_generic(const float* q, int64_t pos, const PagedKVView& kv, 
   for (int64_t d = 0; d < hd; ++d) out[d] = 0;
   for (int64_t j = lo; j < n_keys; ++j) {
     const uint8_t* vh = kv.blocks[j / bt] + L.v_offset(kv.layer) + kv_head * L.head_bytes();
+    load_value(L, vh, j % bt, row);
     const float p = scores[j] * inv;
-    for (int64_t d = 0; d < hd; ++d) out[d] += p * load_elem(vh, L.dtype, (j % bt) * hd + d);
+    for (int64_t d = 0; d < hd; ++d) out[d] += p * row[d];
   }
 }
 }  // namespace
@@ -137,10 +261,13 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
                float scale, int64_t window, float* out, ThreadPool& pool) {
   const KVLayout& L = *kv.layout;
   const int64_t hd = L.head_dim, group = nh / L.n_kv_heads;
-  const bool simd = has_avx512() && hd % 16 == 0 && L.block_tokens % 16 == 0;
+  // The AVX-512 kernel keeps hd/16 accumulators (hd <= 256) and reads quantized groups of 32.
+  const bool simd = has_avx512() && hd % 16 == 0 && hd <= 256 && L.block_tokens % 16 == 0 &&
+                    (!is_quantized(L.dtype) || hd % kKVQuantGroup == 0);
   pool.parallel_for(static_cast<size_t>(T * nh), 1, [&](size_t b, size_t e) {
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(pos0 + T + 16)) scores.resize(pos0 + T + 16);
+    thread_local std::vector<float> scores, row;
+    if (scores.size() < static_cast<size_t>(pos0 + T + 32)) scores.resize(pos0 + T + 32);
+    if (row.size() < static_cast<size_t>(hd)) row.resize(hd);
     for (size_t task = b; task < e; ++task) {
       int64_t t = static_cast<int64_t>(task) / nh, h = static_cast<int64_t>(task) % nh;
       const float* qr = q + (t * nh + h) * hd;
@@ -148,7 +275,8 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
       if (simd)
         attention_task_avx512(qr, pos0 + t, kv, h, h / group, scale, window, scores.data(), o);
       else
-        attention_task_generic(qr, pos0 + t, kv, h / group, scale, window, scores.data(), o);
+        attention_task_generic(qr, pos0 + t, kv, h / group, scale, window, scores.data(),
+                               row.data(), o);
     }
   });
 }

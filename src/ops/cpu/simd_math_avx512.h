@@ -26,7 +26,7 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// 16 consecutive elements of a KV slab as f32.
+// 16 consecutive elements of a KV slab (f32, f16 or bf16) as f32.
 template <DType T>
 inline __m512 load16(const uint8_t* p) {
   if constexpr (T == DType::F32) {
@@ -37,6 +37,16 @@ inline __m512 load16(const uint8_t* p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
+}
+
+// 16 int8 values as f32.
+inline __m512 int8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+
+// 16 bytes zero-extended to 16 int32 lanes.
+inline __m512i u8x16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 }  // namespace hwledger::cpu::avx512
