@@ -146,7 +146,10 @@ struct ConcatExpr : Expr {
 // then if test else otherwise (otherwise may be null: undefined).
 struct ConditionExpr : Expr {
   ConditionExpr(int l, ExprPtr t, ExprPtr a, ExprPtr b)
-      : Expr(ExprKind::kCondition, l), test(std::move(t)), then(std::move(a)), otherwise(std::move(b)) {}
+      : Expr(ExprKind::kCondition, l),
+        test(std::move(t)),
+        then(std::move(a)),
+        otherwise(std::move(b)) {}
   ExprPtr test, then, otherwise;
 };
 

@@ -43,7 +43,9 @@ class Bound {
     }
   }
   bool has(size_t i) const { return values_[i].has_value(); }
-  Value get(size_t i, Value fallback = Value()) const { return values_[i] ? *values_[i] : fallback; }
+  Value get(size_t i, Value fallback = Value()) const {
+    return values_[i] ? *values_[i] : fallback;
+  }
   Value require(size_t i, std::string_view function, std::string_view name) const {
     if (!values_[i]) throw EvalError(fmt::format("{}() missing argument '{}'", function, name));
     return *values_[i];
@@ -53,7 +55,9 @@ class Bound {
   std::vector<std::optional<Value>> values_;
 };
 
-[[noreturn]] void fail_undefined(const Value& v) { throw EvalError(v.undefined_reason()); }
+[[noreturn]] void fail_undefined(const Value& v) {
+  throw EvalError(v.undefined_reason());
+}
 
 const std::string& need_string(const Value& v, std::string_view what) {
   if (v.is_undefined()) fail_undefined(v);
@@ -79,12 +83,17 @@ std::string_view str_of(const Value& v, std::string& storage) {
 
 size_t py_len(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return text::codepoint_count(v.as_string());
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return text::codepoint_count(v.as_string());
     case Value::Kind::kList:
-    case Value::Kind::kTuple: return v.as_list().size();
-    case Value::Kind::kDict: return v.as_dict().items.size();
-    default: throw EvalError(fmt::format("object of type '{}' has no len()", type_name(v)));
+    case Value::Kind::kTuple:
+      return v.as_list().size();
+    case Value::Kind::kDict:
+      return v.as_dict().items.size();
+    default:
+      throw EvalError(fmt::format("object of type '{}' has no len()", type_name(v)));
   }
 }
 
@@ -182,7 +191,8 @@ Value get_path(Interpreter& in, const Value& item, const Value& path) {
   size_t start = 0;
   while (true) {
     const size_t dot = dotted.find('.', start);
-    const std::string_view part = dotted.substr(start, dot == std::string_view::npos ? dotted.npos : dot - start);
+    const std::string_view part =
+        dotted.substr(start, dot == std::string_view::npos ? dotted.npos : dot - start);
     const auto index = parse_int(part, 10);
     if (index && !part.empty() && std::isdigit(static_cast<unsigned char>(part[0]))) {
       v = in.get_item(v, Value::integer(*index));
@@ -244,7 +254,8 @@ std::vector<std::string> split(std::string_view s, const Value& separator, int64
     if (static_cast<int64_t>(words.size()) - 1 > max_split) {
       const size_t keep = static_cast<size_t>(max_split);
       if (!from_right) {
-        for (size_t i = 0; i < keep; ++i) parts.emplace_back(s.substr(words[i].first, words[i].second - words[i].first));
+        for (size_t i = 0; i < keep; ++i)
+          parts.emplace_back(s.substr(words[i].first, words[i].second - words[i].first));
         const size_t rest = words[keep].first;
         parts.emplace_back(text::strip(s.substr(rest), false, true));
       } else {
@@ -335,12 +346,23 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (const char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -441,6 +463,7 @@ Value f_last(Interpreter& in, const Value& v, CallArgs& args) {
 
 Value f_float(Interpreter&, const Value& v, CallArgs& args) {
   Bound a("float", args, {"default"});
+  if (v.is_undefined()) fail_undefined(v);  // float(Undefined) fails in Jinja
   const Value fallback = a.get(0, Value::floating(0.0));
   if (v.is_number()) return Value::floating(v.as_double());
   if (v.is_string()) {
@@ -453,13 +476,16 @@ Value f_int(Interpreter&, const Value& v, CallArgs& args) {
   Bound a("int", args, {"default", "base"});
   const Value fallback = a.get(0, Value::integer(0));
   const int64_t base = need_int(a.get(1, Value::integer(10)), "base");
-  if (base != 0 && (base < 2 || base > 36)) throw EvalError("int() base must be >= 2 and <= 36, or 0");
+  if (base != 0 && (base < 2 || base > 36))
+    throw EvalError("int() base must be >= 2 and <= 36, or 0");
   const auto from_double = [&](double x) -> Value {
     if (std::isnan(x)) return fallback;
     if (std::isinf(x)) throw EvalError("cannot convert float infinity to integer");
-    if (std::fabs(x) >= 9.2e18) throw EvalError("integer overflow (values beyond 64 bits are not supported)");
+    if (std::fabs(x) >= 9.2e18)
+      throw EvalError("integer overflow (values beyond 64 bits are not supported)");
     return Value::integer(static_cast<int64_t>(x));
   };
+  if (v.is_undefined()) fail_undefined(v);  // int(Undefined) fails in Jinja
   if (v.is_int() || v.is_bool()) return Value::integer(v.as_int());
   if (v.is_float()) return from_double(v.as_double());
   if (v.is_string()) {
@@ -537,7 +563,8 @@ Value f_trim(Interpreter& in, const Value& v, CallArgs& args) {
 
 // map('filter', args...) or map(attribute='x', default=...)
 Value f_map(Interpreter& in, const Value& v, CallArgs& args) {
-  const ValueList items = in.iterate(v);
+  // Jinja's map and select family yield nothing for a falsy operand (None, 0, false).
+  const ValueList items = truthy(v) ? in.iterate(v) : ValueList{};
   ValueList out;
   out.reserve(items.size());
   if (args.positional.empty()) {
@@ -562,7 +589,7 @@ Value f_map(Interpreter& in, const Value& v, CallArgs& args) {
 
 // select/reject('test', args...), selectattr/rejectattr('attr', 'test', args...)
 Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attribute, bool keep) {
-  const ValueList items = in.iterate(v);
+  const ValueList items = truthy(v) ? in.iterate(v) : ValueList{};
   size_t next_arg = 0;
   Value attribute;
   if (by_attribute) {
@@ -570,7 +597,8 @@ Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attri
     attribute = args.positional[next_arg++];
   }
   std::string test;
-  if (next_arg < args.positional.size()) test = need_string(args.positional[next_arg++], "test name");
+  if (next_arg < args.positional.size())
+    test = need_string(args.positional[next_arg++], "test name");
   ValueList out;
   for (const Value& item : items) {
     const Value subject = by_attribute ? get_path(in, item, attribute) : item;
@@ -579,7 +607,8 @@ Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attri
       passed = truthy(subject);
     } else {
       CallArgs rest;
-      rest.positional.assign(args.positional.begin() + static_cast<long>(next_arg), args.positional.end());
+      rest.positional.assign(args.positional.begin() + static_cast<long>(next_arg),
+                             args.positional.end());
       rest.keyword = args.keyword;
       passed = in.apply_test(test, subject, std::move(rest));
     }
@@ -587,17 +616,26 @@ Value select_impl(Interpreter& in, const Value& v, CallArgs& args, bool by_attri
   }
   return in.new_list(std::move(out));
 }
-Value f_select(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, false, true); }
-Value f_reject(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, false, false); }
-Value f_selectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, true, true); }
-Value f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) { return select_impl(in, v, a, true, false); }
+Value f_select(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_impl(in, v, a, false, true);
+}
+Value f_reject(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_impl(in, v, a, false, false);
+}
+Value f_selectattr(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_impl(in, v, a, true, true);
+}
+Value f_rejectattr(Interpreter& in, const Value& v, CallArgs& a) {
+  return select_impl(in, v, a, true, false);
+}
 
 Value min_max(Interpreter& in, const Value& v, CallArgs& args, bool want_max) {
   Bound a(want_max ? "max" : "min", args, {"case_sensitive", "attribute"});
   const bool case_sensitive = truthy(a.get(0, Value::boolean(false)));
   const Value attribute = a.get(1, Value::none());
   const ValueList items = in.iterate(v);
-  if (items.empty()) return Value::undefined(fmt::format("No aggregated item, sequence was empty."));
+  if (items.empty())
+    return Value::undefined(fmt::format("No aggregated item, sequence was empty."));
   const auto key = [&](const Value& x) {
     return sort_key(attribute.is_none() ? x : get_path(in, x, attribute), case_sensitive);
   };
@@ -612,8 +650,12 @@ Value min_max(Interpreter& in, const Value& v, CallArgs& args, bool want_max) {
   }
   return items[best];
 }
-Value f_max(Interpreter& in, const Value& v, CallArgs& a) { return min_max(in, v, a, true); }
-Value f_min(Interpreter& in, const Value& v, CallArgs& a) { return min_max(in, v, a, false); }
+Value f_max(Interpreter& in, const Value& v, CallArgs& a) {
+  return min_max(in, v, a, true);
+}
+Value f_min(Interpreter& in, const Value& v, CallArgs& a) {
+  return min_max(in, v, a, false);
+}
 
 Value f_replace(Interpreter& in, const Value& v, CallArgs& args) {
   Bound a("replace", args, {"old", "new", "count"});
@@ -632,7 +674,8 @@ Value f_reverse(Interpreter& in, const Value& v, CallArgs& args) {
     const std::vector<size_t> offsets = text::codepoint_offsets(s);
     std::string out;
     out.reserve(s.size());
-    for (size_t i = offsets.size() - 1; i > 0; --i) out.append(s, offsets[i - 1], offsets[i] - offsets[i - 1]);
+    for (size_t i = offsets.size() - 1; i > 0; --i)
+      out.append(s, offsets[i - 1], offsets[i] - offsets[i - 1]);
     return in.new_string(std::move(out));
   }
   ValueList items = in.iterate(v);
@@ -655,7 +698,8 @@ Value f_round(Interpreter&, const Value& v, CallArgs& args) {
   if (method == "common") {
     if (!v.is_float()) {
       if (precision >= 0) return Value::integer(v.as_int());
-      return Value::integer(static_cast<int64_t>(round_float(static_cast<double>(v.as_int()), precision)));
+      return Value::integer(
+          static_cast<int64_t>(round_float(static_cast<double>(v.as_int()), precision)));
     }
     return Value::floating(round_float(v.as_double(), precision));
   }
@@ -679,8 +723,9 @@ Value f_sort(Interpreter& in, const Value& v, CallArgs& args) {
   std::vector<std::pair<Value, size_t>> keyed;
   keyed.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    keyed.emplace_back(
-        sort_key(attribute.is_none() ? items[i] : get_path(in, items[i], attribute), case_sensitive), i);
+    keyed.emplace_back(sort_key(attribute.is_none() ? items[i] : get_path(in, items[i], attribute),
+                                case_sensitive),
+                       i);
   }
   in.charge_steps(items.size() * 8);
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
@@ -703,19 +748,8 @@ Value f_sum(Interpreter& in, const Value& v, CallArgs& args) {
   const Value attribute = a.get(0, Value::none());
   Value total = a.get(1, Value::integer(0));
   for (const Value& item : in.iterate(v)) {
-    const Value x = attribute.is_none() ? item : get_path(in, item, attribute);
-    if (!total.is_number() || !x.is_number()) {
-      if (x.is_undefined()) fail_undefined(x);
-      throw EvalError(fmt::format("unsupported operand type(s) for +: '{}' and '{}'",
-                                  type_name(total), type_name(x)));
-    }
-    if (total.is_float() || x.is_float()) {
-      total = Value::floating(total.as_double() + x.as_double());
-    } else {
-      int64_t r;
-      if (__builtin_add_overflow(total.as_int(), x.as_int(), &r)) throw EvalError("integer overflow");
-      total = Value::integer(r);
-    }
+    total = binary_op(in, BinaryOp::kAdd, total,
+                      attribute.is_none() ? item : get_path(in, item, attribute));
   }
   return total;
 }
@@ -729,7 +763,8 @@ Value f_tojson(Interpreter& in, const Value& v, CallArgs& args) {
   const Value indent = a.get(1, Value::none());
   if (indent.is_int() || indent.is_bool()) {
     options.indent_set = true;
-    options.indent = std::string(static_cast<size_t>(std::clamp<int64_t>(indent.as_int(), 0, 1 << 10)), ' ');
+    options.indent =
+        std::string(static_cast<size_t>(std::clamp<int64_t>(indent.as_int(), 0, 1 << 10)), ' ');
   } else if (indent.is_string()) {
     options.indent_set = true;
     options.indent = indent.as_string();
@@ -756,9 +791,11 @@ Value f_unique(Interpreter& in, const Value& v, CallArgs& args) {
   ValueList seen;
   ValueList out;
   for (const Value& item : in.iterate(v)) {
-    Value key = sort_key(attribute.is_none() ? item : get_path(in, item, attribute), case_sensitive);
+    Value key =
+        sort_key(attribute.is_none() ? item : get_path(in, item, attribute), case_sensitive);
     in.charge_steps(seen.size());
-    if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) continue;
+    if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); }))
+      continue;
     seen.push_back(std::move(key));
     out.push_back(item);
   }
@@ -772,10 +809,12 @@ Value f_indent(Interpreter& in, const Value& v, CallArgs& args) {
   if (width.is_string()) {
     indentation = width.as_string();
   } else {
-    indentation = std::string(static_cast<size_t>(std::clamp<int64_t>(need_int(width, "width"), 0, 1 << 10)), ' ');
+    indentation = std::string(
+        static_cast<size_t>(std::clamp<int64_t>(need_int(width, "width"), 0, 1 << 10)), ' ');
   }
   const bool first = truthy(a.get(1, Value::boolean(false)));
   const bool blank = truthy(a.get(2, Value::boolean(false)));
+  if (v.is_undefined()) fail_undefined(v);  // Undefined + "\n" fails in Jinja
   std::string storage;
   std::string s(str_of(v, storage));
   s += "\n";
@@ -838,19 +877,58 @@ Value f_wordcount(Interpreter&, const Value& v, CallArgs& args) {
 
 // ---- tests ------------------------------------------------------------------------------------
 
-bool t_defined(Interpreter&, const Value& v, CallArgs& a) { Bound("defined", a, {}); return !v.is_undefined(); }
-bool t_undefined(Interpreter&, const Value& v, CallArgs& a) { Bound("undefined", a, {}); return v.is_undefined(); }
-bool t_none(Interpreter&, const Value& v, CallArgs& a) { Bound("none", a, {}); return v.is_none(); }
-bool t_boolean(Interpreter&, const Value& v, CallArgs& a) { Bound("boolean", a, {}); return v.is_bool(); }
-bool t_true(Interpreter&, const Value& v, CallArgs& a) { Bound("true", a, {}); return v.is_bool() && v.as_bool(); }
-bool t_false(Interpreter&, const Value& v, CallArgs& a) { Bound("false", a, {}); return v.is_bool() && !v.as_bool(); }
-bool t_string(Interpreter&, const Value& v, CallArgs& a) { Bound("string", a, {}); return v.is_string(); }
-bool t_number(Interpreter&, const Value& v, CallArgs& a) { Bound("number", a, {}); return v.is_number(); }
-bool t_integer(Interpreter&, const Value& v, CallArgs& a) { Bound("integer", a, {}); return v.is_int(); }
-bool t_float(Interpreter&, const Value& v, CallArgs& a) { Bound("float", a, {}); return v.is_float(); }
-bool t_mapping(Interpreter&, const Value& v, CallArgs& a) { Bound("mapping", a, {}); return v.is_dict(); }
-bool t_callable(Interpreter&, const Value& v, CallArgs& a) { Bound("callable", a, {}); return v.is_callable(); }
-bool t_escaped(Interpreter&, const Value&, CallArgs& a) { Bound("escaped", a, {}); return false; }
+bool t_defined(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("defined", a, {});
+  return !v.is_undefined();
+}
+bool t_undefined(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("undefined", a, {});
+  return v.is_undefined();
+}
+bool t_none(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("none", a, {});
+  return v.is_none();
+}
+bool t_boolean(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("boolean", a, {});
+  return v.is_bool();
+}
+bool t_true(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("true", a, {});
+  return v.is_bool() && v.as_bool();
+}
+bool t_false(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("false", a, {});
+  return v.is_bool() && !v.as_bool();
+}
+bool t_string(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("string", a, {});
+  return v.is_string();
+}
+bool t_number(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("number", a, {});
+  return v.is_number();
+}
+bool t_integer(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("integer", a, {});
+  return v.is_int();
+}
+bool t_float(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("float", a, {});
+  return v.is_float();
+}
+bool t_mapping(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("mapping", a, {});
+  return v.is_dict();
+}
+bool t_callable(Interpreter&, const Value& v, CallArgs& a) {
+  Bound("callable", a, {});
+  return v.is_callable() || v.is_undefined();  // Jinja's Undefined defines __call__
+}
+bool t_escaped(Interpreter&, const Value&, CallArgs& a) {
+  Bound("escaped", a, {});
+  return false;
+}
 bool t_iterable(Interpreter&, const Value& v, CallArgs& a) {
   Bound("iterable", a, {});
   return v.is_undefined() || v.is_string() || v.is_sequence_like() || v.is_dict();
@@ -915,37 +993,59 @@ bool compare_test(std::string_view name, const Value& v, CallArgs& args, int op)
   Bound a(name, args, {"other"});
   const Value other = a.require(0, name, "other");
   switch (op) {
-    case 0: return equals(v, other);
-    case 1: return !equals(v, other);
-    default: break;
+    case 0:
+      return equals(v, other);
+    case 1:
+      return !equals(v, other);
+    default:
+      break;
   }
   if (v.is_undefined()) fail_undefined(v);
   if (other.is_undefined()) fail_undefined(other);
   switch (op) {
-    case 2: return less_than(v, other);
-    case 3: return less_than(v, other) || equals(v, other);
-    case 4: return less_than(other, v);
-    default: return less_than(other, v) || equals(v, other);
+    case 2:
+      return less_than(v, other);
+    case 3:
+      return less_than(v, other) || equals(v, other);
+    case 4:
+      return less_than(other, v);
+    default:
+      return less_than(other, v) || equals(v, other);
   }
 }
-bool t_eq(Interpreter&, const Value& v, CallArgs& a) { return compare_test("eq", v, a, 0); }
-bool t_ne(Interpreter&, const Value& v, CallArgs& a) { return compare_test("ne", v, a, 1); }
-bool t_lt(Interpreter&, const Value& v, CallArgs& a) { return compare_test("lt", v, a, 2); }
-bool t_le(Interpreter&, const Value& v, CallArgs& a) { return compare_test("le", v, a, 3); }
-bool t_gt(Interpreter&, const Value& v, CallArgs& a) { return compare_test("gt", v, a, 4); }
-bool t_ge(Interpreter&, const Value& v, CallArgs& a) { return compare_test("ge", v, a, 5); }
+bool t_eq(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("eq", v, a, 0);
+}
+bool t_ne(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("ne", v, a, 1);
+}
+bool t_lt(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("lt", v, a, 2);
+}
+bool t_le(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("le", v, a, 3);
+}
+bool t_gt(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("gt", v, a, 4);
+}
+bool t_ge(Interpreter&, const Value& v, CallArgs& a) {
+  return compare_test("ge", v, a, 5);
+}
 bool t_sameas(Interpreter&, const Value& v, CallArgs& args) {
   Bound a("sameas", args, {"other"});
   const Value other = a.require(0, "sameas", "other");
   if (v.kind() != other.kind()) return false;
+  // CPython caches None, booleans and small ints, so those are "the same object".
   if (v.is_none() || v.is_bool() || v.is_undefined()) return equals(v, other);
+  if (v.is_int()) return v.as_int() >= -5 && v.as_int() <= 256 && equals(v, other);
   if (v.is_namespace()) return v.namespace_ptr() == other.namespace_ptr();
   return false;  // object identity is not tracked for other values
 }
 bool t_in(Interpreter& in, const Value& v, CallArgs& args) {
   Bound a("in", args, {"seq"});
   const Value seq = a.require(0, "in", "seq");
-  if (seq.is_string()) return v.is_string() && seq.as_string().find(v.as_string()) != std::string::npos;
+  if (seq.is_string())
+    return v.is_string() && seq.as_string().find(v.as_string()) != std::string::npos;
   if (seq.is_dict()) return seq.as_dict().find(v) != nullptr;
   for (const Value& item : in.iterate(seq)) {
     if (equals(item, v)) return true;
@@ -979,7 +1079,8 @@ class NativeFunction : public CallableObj {
 
 class BoundMethod : public CallableObj {
  public:
-  BoundMethod(Value self, std::string_view name, MethodFn fn) : self_(std::move(self)), name_(name), fn_(fn) {}
+  BoundMethod(Value self, std::string_view name, MethodFn fn)
+      : self_(std::move(self)), name_(name), fn_(fn) {}
   Value call(Interpreter& in, CallArgs args) const override { return fn_(in, self_, args); }
   std::string repr() const override {
     return fmt::format("<built-in method {} of {} object>", name_, type_name(self_));
@@ -1007,7 +1108,8 @@ Value g_range(Interpreter& in, CallArgs& args) {
   __int128 count = 0;
   if (step > 0 && start < stop) count = ((__int128)stop - start - 1) / step + 1;
   if (step < 0 && stop < start) count = ((__int128)start - stop - 1) / (-(__int128)step) + 1;
-  if (count > (1 << 24)) throw EvalError(fmt::format("range() of {} items is too large", (int64_t)count));
+  if (count > (1 << 24))
+    throw EvalError(fmt::format("range() of {} items is too large", (int64_t)count));
   in.charge_steps(static_cast<uint64_t>(count));
   ValueList items;
   items.reserve(static_cast<size_t>(count));
@@ -1016,7 +1118,8 @@ Value g_range(Interpreter& in, CallArgs& args) {
 }
 
 void update_dict(Interpreter& in, DictObj& d, CallArgs& args, std::string_view function) {
-  if (args.positional.size() > 1) throw EvalError(fmt::format("{}() takes at most 1 positional argument", function));
+  if (args.positional.size() > 1)
+    throw EvalError(fmt::format("{}() takes at most 1 positional argument", function));
   if (!args.positional.empty()) {
     const Value& source = args.positional[0];
     if (source.is_dict()) {
@@ -1043,7 +1146,8 @@ Value g_namespace(Interpreter& in, CallArgs& args) {
   auto ns = std::make_shared<NamespaceObj>();
   update_dict(in, ns->attributes, args, "namespace");
   for (const auto& [k, v] : ns->attributes.items) {
-    if (v.holds_namespace()) throw EvalError("a namespace attribute cannot hold a namespace or a loop object");
+    if (v.holds_namespace())
+      throw EvalError("a namespace attribute cannot hold a namespace or a loop object");
   }
   return Value::ns(std::move(ns));
 }
@@ -1098,16 +1202,24 @@ Value m_startswith_impl(const Value& self, CallArgs& args, bool ends) {
   }
   return Value::boolean(matches(affix));
 }
-Value m_startswith(Interpreter&, const Value& self, CallArgs& a) { return m_startswith_impl(self, a, false); }
-Value m_endswith(Interpreter&, const Value& self, CallArgs& a) { return m_startswith_impl(self, a, true); }
+Value m_startswith(Interpreter&, const Value& self, CallArgs& a) {
+  return m_startswith_impl(self, a, false);
+}
+Value m_endswith(Interpreter&, const Value& self, CallArgs& a) {
+  return m_startswith_impl(self, a, true);
+}
 
 Value m_split_impl(Interpreter& in, const Value& self, CallArgs& args, bool from_right) {
   Bound a(from_right ? "rsplit" : "split", args, {"sep", "maxsplit"});
   return string_list(in, split(self.as_string(), a.get(0, Value::none()),
                                need_int(a.get(1, Value::integer(-1)), "maxsplit"), from_right));
 }
-Value m_split(Interpreter& in, const Value& self, CallArgs& a) { return m_split_impl(in, self, a, false); }
-Value m_rsplit(Interpreter& in, const Value& self, CallArgs& a) { return m_split_impl(in, self, a, true); }
+Value m_split(Interpreter& in, const Value& self, CallArgs& a) {
+  return m_split_impl(in, self, a, false);
+}
+Value m_rsplit(Interpreter& in, const Value& self, CallArgs& a) {
+  return m_split_impl(in, self, a, true);
+}
 
 Value m_splitlines(Interpreter& in, const Value& self, CallArgs& args) {
   Bound a("splitlines", args, {"keepends"});
@@ -1117,13 +1229,20 @@ Value m_splitlines(Interpreter& in, const Value& self, CallArgs& args) {
 Value m_strip_impl(Interpreter& in, const Value& self, CallArgs& args, bool left, bool right) {
   Bound a("strip", args, {"chars"});
   const Value chars = a.get(0, Value::none());
-  if (chars.is_none()) return in.new_string(std::string(text::strip(self.as_string(), left, right)));
+  if (chars.is_none())
+    return in.new_string(std::string(text::strip(self.as_string(), left, right)));
   return in.new_string(std::string(
       text::strip_chars(self.as_string(), need_string(chars, "strip() argument"), left, right)));
 }
-Value m_strip(Interpreter& in, const Value& s, CallArgs& a) { return m_strip_impl(in, s, a, true, true); }
-Value m_lstrip(Interpreter& in, const Value& s, CallArgs& a) { return m_strip_impl(in, s, a, true, false); }
-Value m_rstrip(Interpreter& in, const Value& s, CallArgs& a) { return m_strip_impl(in, s, a, false, true); }
+Value m_strip(Interpreter& in, const Value& s, CallArgs& a) {
+  return m_strip_impl(in, s, a, true, true);
+}
+Value m_lstrip(Interpreter& in, const Value& s, CallArgs& a) {
+  return m_strip_impl(in, s, a, true, false);
+}
+Value m_rstrip(Interpreter& in, const Value& s, CallArgs& a) {
+  return m_strip_impl(in, s, a, false, true);
+}
 
 Value m_upper(Interpreter& in, const Value& s, CallArgs& a) {
   Bound("upper", a, {});
@@ -1164,14 +1283,18 @@ Value m_find_impl(const Value& self, CallArgs& args, std::string_view name) {
   const int64_t begin = clamp(a.get(1, Value::none()), 0);
   const int64_t end = clamp(a.get(2, Value::none()), n);
   const auto to_index = [&](size_t byte) {
-    return static_cast<int64_t>(std::lower_bound(offsets.begin(), offsets.end(), byte) - offsets.begin());
+    return static_cast<int64_t>(std::lower_bound(offsets.begin(), offsets.end(), byte) -
+                                offsets.begin());
   };
   if (begin > end) return Value::integer(name == "count" ? 0 : -1);
-  const std::string_view window = std::string_view(s).substr(offsets[begin], offsets[end] - offsets[begin]);
+  const std::string_view window =
+      std::string_view(s).substr(offsets[begin], offsets[end] - offsets[begin]);
   if (name == "count") {
     if (sub.empty()) return Value::integer(end - begin + 1);
     int64_t count = 0;
-    for (size_t p = window.find(sub); p != std::string_view::npos; p = window.find(sub, p + sub.size())) ++count;
+    for (size_t p = window.find(sub); p != std::string_view::npos;
+         p = window.find(sub, p + sub.size()))
+      ++count;
     return Value::integer(count);
   }
   const size_t hit = (name == "rfind" || name == "rindex") ? window.rfind(sub) : window.find(sub);
@@ -1181,11 +1304,21 @@ Value m_find_impl(const Value& self, CallArgs& args, std::string_view name) {
   }
   return Value::integer(to_index(offsets[begin] + hit));
 }
-Value m_find(Interpreter&, const Value& s, CallArgs& a) { return m_find_impl(s, a, "find"); }
-Value m_rfind(Interpreter&, const Value& s, CallArgs& a) { return m_find_impl(s, a, "rfind"); }
-Value m_index(Interpreter&, const Value& s, CallArgs& a) { return m_find_impl(s, a, "index"); }
-Value m_rindex(Interpreter&, const Value& s, CallArgs& a) { return m_find_impl(s, a, "rindex"); }
-Value m_count(Interpreter&, const Value& s, CallArgs& a) { return m_find_impl(s, a, "count"); }
+Value m_find(Interpreter&, const Value& s, CallArgs& a) {
+  return m_find_impl(s, a, "find");
+}
+Value m_rfind(Interpreter&, const Value& s, CallArgs& a) {
+  return m_find_impl(s, a, "rfind");
+}
+Value m_index(Interpreter&, const Value& s, CallArgs& a) {
+  return m_find_impl(s, a, "index");
+}
+Value m_rindex(Interpreter&, const Value& s, CallArgs& a) {
+  return m_find_impl(s, a, "rindex");
+}
+Value m_count(Interpreter&, const Value& s, CallArgs& a) {
+  return m_find_impl(s, a, "count");
+}
 
 Value m_join(Interpreter& in, const Value& self, CallArgs& args) {
   Bound a("join", args, {"iterable"});
@@ -1195,7 +1328,8 @@ Value m_join(Interpreter& in, const Value& self, CallArgs& args) {
     if (!first) out += self.as_string();
     first = false;
     if (!item.is_string()) {
-      throw EvalError(fmt::format("sequence item: expected str instance, {} found", type_name(item)));
+      throw EvalError(
+          fmt::format("sequence item: expected str instance, {} found", type_name(item)));
     }
     out += item.as_string();
     if (out.size() > (size_t{1} << 31)) throw EvalError("joined string too large");
@@ -1247,8 +1381,12 @@ Value m_partition_impl(Interpreter& in, const Value& self, CallArgs& args, bool 
   return in.new_tuple({in.new_string(s.substr(0, hit)), Value::string(sep),
                        in.new_string(s.substr(hit + sep.size()))});
 }
-Value m_partition(Interpreter& in, const Value& s, CallArgs& a) { return m_partition_impl(in, s, a, false); }
-Value m_rpartition(Interpreter& in, const Value& s, CallArgs& a) { return m_partition_impl(in, s, a, true); }
+Value m_partition(Interpreter& in, const Value& s, CallArgs& a) {
+  return m_partition_impl(in, s, a, false);
+}
+Value m_rpartition(Interpreter& in, const Value& s, CallArgs& a) {
+  return m_partition_impl(in, s, a, true);
+}
 
 // str.format: {} {0} {name} with !r / !s; format specs are not supported.
 Value m_format(Interpreter& in, const Value& self, CallArgs& args) {
@@ -1281,7 +1419,8 @@ Value m_format(Interpreter& in, const Value& self, CallArgs& args) {
     i = close;
     char conversion = 's';
     if (const size_t colon = field.find(':'); colon != std::string::npos) {
-      if (colon + 1 < field.size()) throw EvalError("format specs in str.format() are not supported");
+      if (colon + 1 < field.size())
+        throw EvalError("format specs in str.format() are not supported");
       field.resize(colon);
     }
     if (const size_t bang = field.find('!'); bang != std::string::npos) {
@@ -1293,12 +1432,17 @@ Value m_format(Interpreter& in, const Value& self, CallArgs& args) {
     }
     Value v;
     if (field.empty()) {
-      if (used_manual) throw EvalError("cannot switch from manual field specification to automatic field numbering");
+      if (used_manual)
+        throw EvalError(
+            "cannot switch from manual field specification to automatic field numbering");
       used_auto = true;
-      if (auto_index >= args.positional.size()) throw EvalError("Replacement index out of range for positional args tuple");
+      if (auto_index >= args.positional.size())
+        throw EvalError("Replacement index out of range for positional args tuple");
       v = args.positional[auto_index++];
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-      if (used_auto) throw EvalError("cannot switch from automatic field numbering to manual field specification");
+      if (used_auto)
+        throw EvalError(
+            "cannot switch from automatic field numbering to manual field specification");
       used_manual = true;
       const auto index = parse_int(field, 10);
       if (!index || *index >= static_cast<int64_t>(args.positional.size())) {
@@ -1327,7 +1471,9 @@ Value m_dict_get(Interpreter&, const Value& self, CallArgs& args) {
   if (const Value* v = self.as_dict().find(key)) return *v;
   return a.get(1, Value::none());
 }
-Value m_dict_items(Interpreter& in, const Value& self, CallArgs& args) { return f_items(in, self, args); }
+Value m_dict_items(Interpreter& in, const Value& self, CallArgs& args) {
+  return f_items(in, self, args);
+}
 Value m_dict_keys(Interpreter& in, const Value& self, CallArgs& args) {
   Bound("keys", args, {});
   return in.new_list(in.iterate(self));
@@ -1370,23 +1516,50 @@ Value m_loop_changed(Interpreter&, const Value& self, CallArgs& args) {
   return Value::boolean(true);
 }
 
+Value m_center(Interpreter& in, const Value& self, CallArgs& args) {
+  Bound a("center", args, {"width"});
+  CallArgs width;
+  width.positional.push_back(a.require(0, "center", "width"));
+  return f_center(in, self, width);
+}
+
 struct MethodEntry {
   std::string_view name;
   MethodFn fn;
 };
 
 constexpr MethodEntry kStringMethods[] = {
-    {"startswith", m_startswith}, {"endswith", m_endswith},     {"split", m_split},
-    {"rsplit", m_rsplit},         {"splitlines", m_splitlines}, {"strip", m_strip},
-    {"lstrip", m_lstrip},         {"rstrip", m_rstrip},         {"upper", m_upper},
-    {"lower", m_lower},           {"title", m_title},           {"capitalize", m_capitalize},
-    {"replace", m_replace},       {"find", m_find},             {"rfind", m_rfind},
-    {"index", m_index},           {"rindex", m_rindex},         {"count", m_count},
-    {"join", m_join},             {"format", m_format},         {"isdigit", m_is<text::is_digit>},
-    {"isalpha", m_is<text::is_alpha>}, {"isalnum", m_is<text::is_alnum>},
-    {"isspace", m_is<text::is_space>}, {"islower", m_islower},  {"isupper", m_isupper},
-    {"removeprefix", m_removeprefix},  {"removesuffix", m_removesuffix},
-    {"partition", m_partition},   {"rpartition", m_rpartition},
+    {"startswith", m_startswith},
+    {"endswith", m_endswith},
+    {"split", m_split},
+    {"rsplit", m_rsplit},
+    {"splitlines", m_splitlines},
+    {"strip", m_strip},
+    {"lstrip", m_lstrip},
+    {"rstrip", m_rstrip},
+    {"upper", m_upper},
+    {"lower", m_lower},
+    {"title", m_title},
+    {"capitalize", m_capitalize},
+    {"replace", m_replace},
+    {"find", m_find},
+    {"rfind", m_rfind},
+    {"index", m_index},
+    {"rindex", m_rindex},
+    {"count", m_count},
+    {"join", m_join},
+    {"format", m_format},
+    {"isdigit", m_is<text::is_digit>},
+    {"isalpha", m_is<text::is_alpha>},
+    {"isalnum", m_is<text::is_alnum>},
+    {"isspace", m_is<text::is_space>},
+    {"islower", m_islower},
+    {"isupper", m_isupper},
+    {"removeprefix", m_removeprefix},
+    {"removesuffix", m_removesuffix},
+    {"partition", m_partition},
+    {"rpartition", m_rpartition},
+    {"center", m_center},
 };
 constexpr MethodEntry kDictMethods[] = {
     {"get", m_dict_get}, {"items", m_dict_items}, {"keys", m_dict_keys}, {"values", m_dict_values}};
@@ -1394,29 +1567,57 @@ constexpr MethodEntry kListMethods[] = {{"index", m_list_index}, {"count", m_lis
 constexpr MethodEntry kLoopMethods[] = {{"cycle", m_loop_cycle}, {"changed", m_loop_changed}};
 
 // Methods that would modify a list or dict: transformers' sandbox refuses them.
-constexpr std::string_view kUnsafeListMethods[] = {"append", "extend", "insert", "pop", "remove",
-                                                   "clear", "sort", "reverse"};
-constexpr std::string_view kUnsafeDictMethods[] = {"pop", "popitem", "setdefault", "update", "clear"};
+constexpr std::string_view kUnsafeListMethods[] = {"append", "extend", "insert", "pop",
+                                                   "remove", "clear",  "sort",   "reverse"};
+constexpr std::string_view kUnsafeDictMethods[] = {"pop", "popitem", "setdefault", "update",
+                                                   "clear"};
 
 struct FilterEntry {
   std::string_view name;
   FilterFn fn;
 };
 constexpr FilterEntry kFilters[] = {
-    {"abs", f_abs},           {"attr", f_attr},           {"capitalize", f_capitalize},
-    {"center", f_center},     {"count", f_length},        {"d", f_default},
-    {"default", f_default},   {"dictsort", f_dictsort},   {"e", f_escape},
-    {"escape", f_escape},     {"first", f_first},         {"float", f_float},
-    {"format", f_format},     {"indent", f_indent},       {"int", f_int},
-    {"items", f_items},       {"join", f_join},           {"last", f_last},
-    {"length", f_length},     {"list", f_list},           {"lower", f_lower},
-    {"map", f_map},           {"max", f_max},             {"min", f_min},
-    {"reject", f_reject},     {"rejectattr", f_rejectattr}, {"replace", f_replace},
-    {"reverse", f_reverse},   {"round", f_round},         {"safe", f_safe},
-    {"select", f_select},     {"selectattr", f_selectattr}, {"sort", f_sort},
-    {"string", f_string},     {"sum", f_sum},             {"title", f_title},
-    {"tojson", f_tojson},     {"trim", f_trim},           {"unique", f_unique},
-    {"upper", f_upper},       {"wordcount", f_wordcount},
+    {"abs", f_abs},
+    {"attr", f_attr},
+    {"capitalize", f_capitalize},
+    {"center", f_center},
+    {"count", f_length},
+    {"d", f_default},
+    {"default", f_default},
+    {"dictsort", f_dictsort},
+    {"e", f_escape},
+    {"escape", f_escape},
+    {"first", f_first},
+    {"float", f_float},
+    {"format", f_format},
+    {"indent", f_indent},
+    {"int", f_int},
+    {"items", f_items},
+    {"join", f_join},
+    {"last", f_last},
+    {"length", f_length},
+    {"list", f_list},
+    {"lower", f_lower},
+    {"map", f_map},
+    {"max", f_max},
+    {"min", f_min},
+    {"reject", f_reject},
+    {"rejectattr", f_rejectattr},
+    {"replace", f_replace},
+    {"reverse", f_reverse},
+    {"round", f_round},
+    {"safe", f_safe},
+    {"select", f_select},
+    {"selectattr", f_selectattr},
+    {"sort", f_sort},
+    {"string", f_string},
+    {"sum", f_sum},
+    {"title", f_title},
+    {"tojson", f_tojson},
+    {"trim", f_trim},
+    {"unique", f_unique},
+    {"upper", f_upper},
+    {"wordcount", f_wordcount},
 };
 
 struct TestEntry {
@@ -1424,19 +1625,45 @@ struct TestEntry {
   TestFn fn;
 };
 constexpr TestEntry kTests[] = {
-    {"boolean", t_boolean},   {"callable", t_callable}, {"defined", t_defined},
-    {"divisibleby", t_divisibleby}, {"eq", t_eq},       {"equalto", t_eq},
-    {"==", t_eq},             {"escaped", t_escaped},   {"even", t_even},
-    {"false", t_false},       {"filter", t_filter},     {"float", t_float},
-    {"ge", t_ge},             {">=", t_ge},             {"gt", t_gt},
-    {">", t_gt},              {"greaterthan", t_gt},    {"in", t_in},
-    {"integer", t_integer},   {"iterable", t_iterable}, {"le", t_le},
-    {"<=", t_le},             {"lower", t_lower},       {"lt", t_lt},
-    {"<", t_lt},              {"lessthan", t_lt},       {"mapping", t_mapping},
-    {"ne", t_ne},             {"!=", t_ne},             {"none", t_none},
-    {"number", t_number},     {"odd", t_odd},           {"sameas", t_sameas},
-    {"sequence", t_sequence}, {"string", t_string},     {"test", t_test},
-    {"true", t_true},         {"undefined", t_undefined}, {"upper", t_upper},
+    {"boolean", t_boolean},
+    {"callable", t_callable},
+    {"defined", t_defined},
+    {"divisibleby", t_divisibleby},
+    {"eq", t_eq},
+    {"equalto", t_eq},
+    {"==", t_eq},
+    {"escaped", t_escaped},
+    {"even", t_even},
+    {"false", t_false},
+    {"filter", t_filter},
+    {"float", t_float},
+    {"ge", t_ge},
+    {">=", t_ge},
+    {"gt", t_gt},
+    {">", t_gt},
+    {"greaterthan", t_gt},
+    {"in", t_in},
+    {"integer", t_integer},
+    {"iterable", t_iterable},
+    {"le", t_le},
+    {"<=", t_le},
+    {"lower", t_lower},
+    {"lt", t_lt},
+    {"<", t_lt},
+    {"lessthan", t_lt},
+    {"mapping", t_mapping},
+    {"ne", t_ne},
+    {"!=", t_ne},
+    {"none", t_none},
+    {"number", t_number},
+    {"odd", t_odd},
+    {"sameas", t_sameas},
+    {"sequence", t_sequence},
+    {"string", t_string},
+    {"test", t_test},
+    {"true", t_true},
+    {"undefined", t_undefined},
+    {"upper", t_upper},
 };
 
 template <typename Entry, size_t N>
@@ -1449,8 +1676,12 @@ auto find_entry(const Entry (&table)[N], std::string_view name) -> decltype(tabl
 
 }  // namespace
 
-FilterFn find_filter(std::string_view name) { return find_entry(kFilters, name); }
-TestFn find_test(std::string_view name) { return find_entry(kTests, name); }
+FilterFn find_filter(std::string_view name) {
+  return find_entry(kFilters, name);
+}
+TestFn find_test(std::string_view name) {
+  return find_entry(kTests, name);
+}
 
 Value find_global(std::string_view name) {
   static const auto* const globals = [] {
@@ -1501,7 +1732,8 @@ std::optional<Value> find_method(const Value& object, std::string_view name) {
     case Value::Kind::kLoop:
       if (const MethodFn fn = find_entry(kLoopMethods, name)) return bind(fn);
       break;
-    default: break;
+    default:
+      break;
   }
   return std::nullopt;
 }
@@ -1530,23 +1762,28 @@ Value percent_format(Interpreter& in, const std::string& format, const Value& ar
       const size_t close = format.find(')', i);
       if (close == std::string::npos) throw EvalError("incomplete format key");
       if (!mapping) throw EvalError("format requires a mapping");
-      const Value* found = args.as_dict().find(std::string_view(format).substr(i + 1, close - i - 1));
-      if (found == nullptr) throw EvalError(fmt::format("KeyError: '{}'", format.substr(i + 1, close - i - 1)));
+      const Value* found =
+          args.as_dict().find(std::string_view(format).substr(i + 1, close - i - 1));
+      if (found == nullptr)
+        throw EvalError(fmt::format("KeyError: '{}'", format.substr(i + 1, close - i - 1)));
       v = *found;
       have_value = true;
       i = close + 1;
     }
     std::string flags;
-    while (i < format.size() && std::string_view("-+ 0#").find(format[i]) != std::string_view::npos) {
+    while (i < format.size() &&
+           std::string_view("-+ 0#").find(format[i]) != std::string_view::npos) {
       flags.push_back(format[i++]);
     }
     std::string width;
-    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) width.push_back(format[i++]);
+    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+      width.push_back(format[i++]);
     std::string precision;
     if (i < format.size() && format[i] == '.') {
       ++i;
       precision = "0";
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) precision.push_back(format[i++]);
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+        precision.push_back(format[i++]);
     }
     if (i >= format.size()) throw EvalError("incomplete format");
     const char conv = format[i];
@@ -1580,7 +1817,9 @@ Value percent_format(Interpreter& in, const std::string& format, const Value& ar
       case 'i':
       case 'u': {
         if (v.is_undefined()) fail_undefined(v);
-        if (!v.is_number()) throw EvalError(fmt::format("%d format: a real number is required, not {}", type_name(v)));
+        if (!v.is_number())
+          throw EvalError(
+              fmt::format("%d format: a real number is required, not {}", type_name(v)));
         const int64_t x = v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int();
         piece = fmt::format(fmt::runtime("{:" + spec + "d}"), x);
         break;
@@ -1588,7 +1827,9 @@ Value percent_format(Interpreter& in, const std::string& format, const Value& ar
       case 'x':
       case 'X':
       case 'o': {
-        if (!v.is_int() && !v.is_bool()) throw EvalError(fmt::format("%{} format: an integer is required, not {}", conv, type_name(v)));
+        if (!v.is_int() && !v.is_bool())
+          throw EvalError(
+              fmt::format("%{} format: an integer is required, not {}", conv, type_name(v)));
         piece = fmt::format(fmt::runtime("{:" + spec + std::string(1, conv) + "}"), v.as_int());
         break;
       }
@@ -1599,7 +1840,8 @@ Value percent_format(Interpreter& in, const std::string& format, const Value& ar
       case 'g':
       case 'G': {
         if (v.is_undefined()) fail_undefined(v);
-        if (!v.is_number()) throw EvalError(fmt::format("must be real number, not {}", type_name(v)));
+        if (!v.is_number())
+          throw EvalError(fmt::format("must be real number, not {}", type_name(v)));
         piece = fmt::format(fmt::runtime("{:" + spec + "." + (precision.empty() ? "6" : precision) +
                                          std::string(1, conv) + "}"),
                             v.as_double());

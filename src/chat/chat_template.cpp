@@ -17,7 +17,9 @@ TemplateError::TemplateError(std::string message, int line)
 ChatTemplate::ChatTemplate(std::string source, RenderLimits limits)
     : program_(parse_template(std::move(source))), limits_(limits) {}
 
-const std::string& ChatTemplate::source() const { return program_->source; }
+const std::string& ChatTemplate::source() const {
+  return program_->source;
+}
 
 namespace {
 
@@ -48,9 +50,8 @@ template <typename Json>
 Json chat_context(const Json& messages, const Json& tools, bool add_generation_prompt,
                   const std::string& bos_token, const std::string& eos_token, const Json& extra) {
   if (!extra.is_null() && !extra.is_object()) {
-    throw TemplateError(fmt::format("extra variables must be a JSON object, not {}",
-                                    extra.type_name()),
-                        0);
+    throw TemplateError(
+        fmt::format("extra variables must be a JSON object, not {}", extra.type_name()), 0);
   }
   Json context = Json::object();
   context["messages"] = messages;

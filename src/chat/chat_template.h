@@ -61,10 +61,8 @@ class ChatTemplate {
   std::string render(const nlohmann::json& context) const;
   // Same, for a context that keeps key order (what Python would see).
   template <typename Json>
-    requires std::same_as<Json, nlohmann::ordered_json>
-  std::string render(const Json& context) const {
-    return render_ordered(context);
-  }
+  requires std::same_as<Json, nlohmann::ordered_json> std::string render(const Json& context)
+  const { return render_ordered(context); }
   std::string render_ordered(const nlohmann::ordered_json& context) const;
 
   const std::string& source() const;
@@ -91,11 +89,11 @@ std::string render_chat_ordered(const ChatTemplate& chat_template,
 // render_chat for ordered messages: picked over the nlohmann::json overload when `messages` is a
 // nlohmann::ordered_json, so that key order survives.
 template <typename Json>
-  requires std::same_as<Json, nlohmann::ordered_json>
-std::string render_chat(const ChatTemplate& chat_template, const Json& messages,
-                        const std::type_identity_t<Json>& tools, bool add_generation_prompt,
-                        const std::string& bos_token, const std::string& eos_token,
-                        const std::type_identity_t<Json>& extra = {}) {
+requires std::same_as<Json, nlohmann::ordered_json> std::string render_chat(
+    const ChatTemplate& chat_template, const Json& messages,
+    const std::type_identity_t<Json>& tools, bool add_generation_prompt,
+    const std::string& bos_token, const std::string& eos_token,
+    const std::type_identity_t<Json>& extra = {}) {
   return render_chat_ordered(chat_template, messages, tools, add_generation_prompt, bos_token,
                              eos_token, extra);
 }

@@ -40,7 +40,8 @@ struct Interpreter::Scope {
 // scope does not keep it alive in a cycle).
 class Interpreter::Macro : public CallableObj {
  public:
-  Macro(const MacroDef& def, std::weak_ptr<Scope> closure) : def_(def), closure_(std::move(closure)) {}
+  Macro(const MacroDef& def, std::weak_ptr<Scope> closure)
+      : def_(def), closure_(std::move(closure)) {}
   Value call(Interpreter& interpreter, CallArgs args) const override {
     return interpreter.call_macro(*this, std::move(args));
   }
@@ -55,7 +56,9 @@ class Interpreter::Macro : public CallableObj {
 
 namespace {
 
-[[noreturn]] void fail_undefined(const Value& v) { throw EvalError(v.undefined_reason()); }
+[[noreturn]] void fail_undefined(const Value& v) {
+  throw EvalError(v.undefined_reason());
+}
 
 std::string object_description(const Value& v) {
   if (v.is_none()) return "None";
@@ -67,8 +70,8 @@ std::string object_description(const Value& v) {
 [[noreturn]] void fail_operands(std::string_view op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
-  throw EvalError(fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op,
-                              type_name(a), type_name(b)));
+  throw EvalError(fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(a),
+                              type_name(b)));
 }
 
 [[noreturn]] void fail_overflow() {
@@ -150,6 +153,8 @@ int64_t int_pow(int64_t base, int64_t exponent) {
   return result;
 }
 
+}  // namespace
+
 Value binary_op(Interpreter& in, BinaryOp op, const Value& a, const Value& b) {
   const bool ints = (a.is_int() || a.is_bool()) && (b.is_int() || b.is_bool());
   const bool numbers = a.is_number() && b.is_number();
@@ -229,13 +234,16 @@ Value binary_op(Interpreter& in, BinaryOp op, const Value& a, const Value& b) {
   fail_operands("?", a, b);
 }
 
+namespace {
+
 bool contains(Interpreter& in, const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Value::Kind::kUndefined: return false;  // iterating Undefined yields nothing
+    case Value::Kind::kUndefined:
+      return false;  // iterating Undefined yields nothing
     case Value::Kind::kString:
       if (!item.is_string()) {
-        throw EvalError(fmt::format("'in <string>' requires string as left operand, not {}",
-                                    type_name(item)));
+        throw EvalError(
+            fmt::format("'in <string>' requires string as left operand, not {}", type_name(item)));
       }
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::kList:
@@ -245,19 +253,22 @@ bool contains(Interpreter& in, const Value& container, const Value& item) {
         if (equals(v, item)) return true;
       }
       return false;
-    case Value::Kind::kDict: return container.as_dict().find(item) != nullptr;
+    case Value::Kind::kDict:
+      return container.as_dict().find(item) != nullptr;
     default:
-      throw EvalError(
-          fmt::format("argument of type '{}' is not iterable", type_name(container)));
+      throw EvalError(fmt::format("argument of type '{}' is not iterable", type_name(container)));
   }
 }
 
 bool compare(CompareOp op, const Value& a, const Value& b) {
   static constexpr std::string_view kNames[] = {"==", "!=", "<", "<=", ">", ">="};
   switch (op) {
-    case CompareOp::kEq: return equals(a, b);
-    case CompareOp::kNe: return !equals(a, b);
-    default: break;
+    case CompareOp::kEq:
+      return equals(a, b);
+    case CompareOp::kNe:
+      return !equals(a, b);
+    default:
+      break;
   }
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
@@ -268,11 +279,16 @@ bool compare(CompareOp op, const Value& a, const Value& b) {
                                 kNames[static_cast<int>(op)], type_name(a), type_name(b)));
   }
   switch (op) {
-    case CompareOp::kLt: return less_than(a, b);
-    case CompareOp::kLe: return less_than(a, b) || equals(a, b);
-    case CompareOp::kGt: return less_than(b, a);
-    case CompareOp::kGe: return less_than(b, a) || equals(a, b);
-    default: return false;
+    case CompareOp::kLt:
+      return less_than(a, b);
+    case CompareOp::kLe:
+      return less_than(a, b) || equals(a, b);
+    case CompareOp::kGt:
+      return less_than(b, a);
+    case CompareOp::kGe:
+      return less_than(b, a) || equals(a, b);
+    default:
+      return false;
   }
 }
 
@@ -374,9 +390,11 @@ Value Interpreter::lookup(std::string_view name, const Scope& scope) const {
 
 ValueList Interpreter::iterate(const Value& iterable) {
   switch (iterable.kind()) {
-    case Value::Kind::kUndefined: return {};
+    case Value::Kind::kUndefined:
+      return {};
     case Value::Kind::kList:
-    case Value::Kind::kTuple: return iterable.as_list();
+    case Value::Kind::kTuple:
+      return iterable.as_list();
     case Value::Kind::kDict: {
       ValueList keys;
       keys.reserve(iterable.as_dict().items.size());
@@ -431,7 +449,9 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt, const std::shared_ptr<Scop
   try {
     charge_steps(1);
     switch (stmt.kind) {
-      case StmtKind::kText: emit(out, static_cast<const TextStmt&>(stmt).text); break;
+      case StmtKind::kText:
+        emit(out, static_cast<const TextStmt&>(stmt).text);
+        break;
       case StmtKind::kPrint: {
         const Value v = eval(*static_cast<const PrintStmt&>(stmt).expr, scope);
         if (v.is_string()) {
@@ -448,7 +468,8 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt, const std::shared_ptr<Scop
         }
         return exec_body(node.otherwise, scope, out);
       }
-      case StmtKind::kFor: return exec_for(static_cast<const ForStmt&>(stmt), scope, out);
+      case StmtKind::kFor:
+        return exec_for(static_cast<const ForStmt&>(stmt), scope, out);
       case StmtKind::kSet: {
         const auto& node = static_cast<const SetStmt&>(stmt);
         assign(node.target, eval(*node.value, scope), *scope);
@@ -489,8 +510,10 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt, const std::shared_ptr<Scop
         }
         return exec_body(node.body, inner, out);
       }
-      case StmtKind::kBreak: return Flow::kBreak;
-      case StmtKind::kContinue: return Flow::kContinue;
+      case StmtKind::kBreak:
+        return Flow::kBreak;
+      case StmtKind::kContinue:
+        return Flow::kContinue;
     }
   } catch (const EvalError& e) {
     throw TemplateError(e.what(), stmt.line);
@@ -580,8 +603,10 @@ Value Interpreter::eval(const Expr& expr, const std::shared_ptr<Scope>& scope) {
 
 Value Interpreter::eval_node(const Expr& expr, const std::shared_ptr<Scope>& scope) {
   switch (expr.kind) {
-    case ExprKind::kConst: return static_cast<const ConstExpr&>(expr).value;
-    case ExprKind::kName: return lookup(static_cast<const NameExpr&>(expr).name, *scope);
+    case ExprKind::kConst:
+      return static_cast<const ConstExpr&>(expr).value;
+    case ExprKind::kName:
+      return lookup(static_cast<const NameExpr&>(expr).name, *scope);
     case ExprKind::kGetattr: {
       const auto& node = static_cast<const GetattrExpr&>(expr);
       return get_attribute(eval(*node.object, scope), node.attribute);
@@ -591,7 +616,8 @@ Value Interpreter::eval_node(const Expr& expr, const std::shared_ptr<Scope>& sco
       const Value object = eval(*node.object, scope);
       return get_item(object, eval(*node.key, scope));
     }
-    case ExprKind::kSlice: return eval_slice(static_cast<const SliceExpr&>(expr), scope);
+    case ExprKind::kSlice:
+      return eval_slice(static_cast<const SliceExpr&>(expr), scope);
     case ExprKind::kCall: {
       const auto& node = static_cast<const CallExpr&>(expr);
       const Value callee = eval(*node.callee, scope);
@@ -619,8 +645,8 @@ Value Interpreter::eval_node(const Expr& expr, const std::shared_ptr<Scope>& sco
       }
       if (v.is_float()) return Value::floating(negate ? -v.as_double() : v.as_double());
       if (v.is_undefined()) fail_undefined(v);
-      throw EvalError(fmt::format("bad operand type for unary {}: '{}'", negate ? '-' : '+',
-                                  type_name(v)));
+      throw EvalError(
+          fmt::format("bad operand type for unary {}: '{}'", negate ? '-' : '+', type_name(v)));
     }
     case ExprKind::kNot:
       return Value::boolean(!truthy(eval(*static_cast<const UnaryExpr&>(expr).operand, scope)));
@@ -637,7 +663,8 @@ Value Interpreter::eval_node(const Expr& expr, const std::shared_ptr<Scope>& sco
       const Value right = eval(*node.right, scope);
       return binary_op(*this, node.op, left, right);
     }
-    case ExprKind::kCompare: return eval_compare(static_cast<const CompareExpr&>(expr), scope);
+    case ExprKind::kCompare:
+      return eval_compare(static_cast<const CompareExpr&>(expr), scope);
     case ExprKind::kConcat: {
       std::string s;
       for (const ExprPtr& part : static_cast<const ConcatExpr&>(expr).parts) {
@@ -716,8 +743,8 @@ Value Interpreter::eval_slice(const SliceExpr& node, const std::shared_ptr<Scope
     const std::string& s = object.as_string();
     const bool ascii = text::is_ascii(s);
     const std::vector<size_t> offsets = ascii ? std::vector<size_t>{} : text::codepoint_offsets(s);
-    const int64_t length = ascii ? static_cast<int64_t>(s.size())
-                                 : static_cast<int64_t>(offsets.size() - 1);
+    const int64_t length =
+        ascii ? static_cast<int64_t>(s.size()) : static_cast<int64_t>(offsets.size() - 1);
     const SliceRange r = slice_range(length, start, stop, step);
     std::string out;
     if (r.step == 1 && r.count > 0) {
@@ -735,13 +762,15 @@ Value Interpreter::eval_slice(const SliceExpr& node, const std::shared_ptr<Scope
     }
     return new_string(std::move(out));
   }
-  // Jinja's getitem turns the TypeError of slicing a dict or a number into Undefined.
-  return Value::undefined(fmt::format("{} cannot be sliced", object_description(object)));
+  // Jinja compiles slices to plain Python subscripts, so slicing anything else is an error.
+  if (object.is_dict()) throw EvalError("unhashable type: 'slice'");
+  throw EvalError(fmt::format("'{}' object is not subscriptable", type_name(object)));
 }
 
 Value Interpreter::get_attribute(const Value& object, std::string_view name) {
   switch (object.kind()) {
-    case Value::Kind::kUndefined: fail_undefined(object);
+    case Value::Kind::kUndefined:
+      fail_undefined(object);
     case Value::Kind::kNamespace: {
       if (const Value* v = object.as_namespace().attributes.find(name)) return *v;
       break;
@@ -761,7 +790,8 @@ Value Interpreter::get_attribute(const Value& object, std::string_view name) {
       if (name == "nextitem") return loop.next;
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (std::optional<Value> method = find_method(object, name)) return *method;
   if (object.is_dict()) {
@@ -773,7 +803,8 @@ Value Interpreter::get_attribute(const Value& object, std::string_view name) {
 
 Value Interpreter::get_item(const Value& object, const Value& key) {
   switch (object.kind()) {
-    case Value::Kind::kUndefined: fail_undefined(object);
+    case Value::Kind::kUndefined:
+      fail_undefined(object);
     case Value::Kind::kDict:
       if (const Value* v = object.as_dict().find(key)) return *v;
       break;
@@ -791,7 +822,8 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
             const std::vector<size_t> offsets = text::codepoint_offsets(s);
             const int64_t n = static_cast<int64_t>(offsets.size() - 1);
             if (i < 0) i += n;
-            if (i >= 0 && i < n) return Value::string(s.substr(offsets[i], offsets[i + 1] - offsets[i]));
+            if (i >= 0 && i < n)
+              return Value::string(s.substr(offsets[i], offsets[i + 1] - offsets[i]));
           }
         } else {
           const ValueList& items = object.as_list();
@@ -802,14 +834,15 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
             fmt::format("{} has no element {}", object_description(object), key.as_int()));
       }
       break;
-    default: break;
+    default:
+      break;
   }
   if (key.is_string()) {
     // obj["name"] falls back to the attribute, as Jinja's getitem does.
     if (object.is_namespace() || object.is_loop()) return get_attribute(object, key.as_string());
     if (std::optional<Value> method = find_method(object, key.as_string())) return *method;
-    return Value::undefined(fmt::format("'{}' has no attribute '{}'", object_description(object),
-                                        key.as_string()));
+    return Value::undefined(
+        fmt::format("'{}' has no attribute '{}'", object_description(object), key.as_string()));
   }
   return Value::undefined(
       fmt::format("{} has no element {}", object_description(object), py_repr(key)));
@@ -843,8 +876,8 @@ Value Interpreter::call_macro(const Macro& macro, CallArgs args) {
   if (!scope->parent) scope->parent = root_;
   const size_t n_params = def.params.size();
   if (args.positional.size() > n_params && !def.uses_varargs) {
-    throw EvalError(fmt::format("macro '{}' takes not more than {} argument(s)", def.name,
-                                n_params));
+    throw EvalError(
+        fmt::format("macro '{}' takes not more than {} argument(s)", def.name, n_params));
   }
   std::vector<bool> bound(n_params, false);
   for (size_t i = 0; i < n_params && i < args.positional.size(); ++i) {

@@ -76,4 +76,7 @@ class Interpreter {
   int call_depth_ = 0;
 };
 
+// Python's binary operators (+ - * / // % **) on template values.
+Value binary_op(Interpreter& interpreter, BinaryOp op, const Value& a, const Value& b);
+
 }  // namespace hwledger::chat

@@ -16,9 +16,15 @@ namespace {
 bool is_ascii_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_name_char(char c) {
+  return is_name_start(c) || is_digit(c);
+}
 
 // Jinja2 reads the source with every \r\n and \r turned into \n, and drops one trailing newline
 // (keep_trailing_newline=False).
@@ -190,8 +196,8 @@ class Lexer {
       skip_ascii_space(q);
       advance_to(q);
       if (pos_ >= src_.size()) {
-        fail(line_, fmt::format("unexpected end of template, expected '{}'",
-                                is_block ? "%}" : "}}"));
+        fail(line_,
+             fmt::format("unexpected end of template, expected '{}'", is_block ? "%}" : "}}"));
       }
       if (brackets.empty() && lex_tag_end(is_block)) return;
       lex_expression_token(brackets);
@@ -221,8 +227,7 @@ class Lexer {
         return false;
       }
     }
-    tokens_.push_back(
-        Token{is_block ? TokenType::kBlockEnd : TokenType::kVariableEnd, line_, {}});
+    tokens_.push_back(Token{is_block ? TokenType::kBlockEnd : TokenType::kVariableEnd, line_, {}});
     advance_to(end);
     return true;
   }
@@ -248,7 +253,8 @@ class Lexer {
       }
     }
     if (std::string_view("+-/*%~[](){}><=.:|,;").find(c) == std::string_view::npos) {
-      fail(line_, fmt::format("unexpected char '{}'", src_.substr(p, text::codepoint_size(src_, p))));
+      fail(line_,
+           fmt::format("unexpected char '{}'", src_.substr(p, text::codepoint_size(src_, p))));
     }
     if (c == '(' || c == '[' || c == '{') {
       brackets.push_back(c == '(' ? ')' : c == '[' ? ']' : '}');
@@ -375,17 +381,38 @@ class Lexer {
       const char e = src_[q + 1];
       q += 2;
       switch (e) {
-        case '\n': break;
-        case '\\': value.push_back('\\'); break;
-        case '\'': value.push_back('\''); break;
-        case '"': value.push_back('"'); break;
-        case 'a': value.push_back('\a'); break;
-        case 'b': value.push_back('\b'); break;
-        case 'f': value.push_back('\f'); break;
-        case 'n': value.push_back('\n'); break;
-        case 'r': value.push_back('\r'); break;
-        case 't': value.push_back('\t'); break;
-        case 'v': value.push_back('\v'); break;
+        case '\n':
+          break;
+        case '\\':
+          value.push_back('\\');
+          break;
+        case '\'':
+          value.push_back('\'');
+          break;
+        case '"':
+          value.push_back('"');
+          break;
+        case 'a':
+          value.push_back('\a');
+          break;
+        case 'b':
+          value.push_back('\b');
+          break;
+        case 'f':
+          value.push_back('\f');
+          break;
+        case 'n':
+          value.push_back('\n');
+          break;
+        case 'r':
+          value.push_back('\r');
+          break;
+        case 't':
+          value.push_back('\t');
+          break;
+        case 'v':
+          value.push_back('\v');
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -401,7 +428,8 @@ class Lexer {
           text::append_utf8(value, cp);
           break;
         }
-        case 'N': fail(start_line, "\\N{...} escapes are not supported");
+        case 'N':
+          fail(start_line, "\\N{...} escapes are not supported");
         default:
           if (e >= '0' && e <= '7') {
             char32_t cp = static_cast<char32_t>(e - '0');
@@ -427,6 +455,8 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+  return Lexer(source).run();
+}
 
 }  // namespace hwledger::chat

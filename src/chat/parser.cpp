@@ -19,14 +19,22 @@ constexpr int kMaxParseDepth = 200;
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case TokenType::kVariableEnd: return "end of print statement";
-    case TokenType::kBlockEnd: return "end of statement block";
-    case TokenType::kVariableBegin: return "begin of print statement";
-    case TokenType::kBlockBegin: return "begin of statement block";
-    case TokenType::kEnd: return "end of template";
-    case TokenType::kText: return "template data";
-    case TokenType::kString: return "string";
-    default: return t.value;
+    case TokenType::kVariableEnd:
+      return "end of print statement";
+    case TokenType::kBlockEnd:
+      return "end of statement block";
+    case TokenType::kVariableBegin:
+      return "begin of print statement";
+    case TokenType::kBlockBegin:
+      return "begin of statement block";
+    case TokenType::kEnd:
+      return "end of template";
+    case TokenType::kText:
+      return "template data";
+    case TokenType::kString:
+      return "string";
+    default:
+      return t.value;
   }
 }
 
@@ -140,7 +148,8 @@ class Parser {
           expect_block_end();
           break;
         }
-        default: fail(fmt::format("unexpected '{}'", describe(t)));
+        default:
+          fail(fmt::format("unexpected '{}'", describe(t)));
       }
     }
   }
@@ -198,9 +207,9 @@ class Parser {
         fail(fmt::format("the '{}' tag is not supported in chat templates", tag));
       }
     }
-    static constexpr std::string_view kEndTags[] = {"endfor", "endif", "else", "elif",
-                                                   "endset", "endmacro", "endfilter",
-                                                   "endwith", "endgeneration", "endraw"};
+    static constexpr std::string_view kEndTags[] = {
+        "endfor",   "endif",     "else",    "elif",          "endset",
+        "endmacro", "endfilter", "endwith", "endgeneration", "endraw"};
     for (const std::string_view end : kEndTags) {
       if (tag == end) fail_unexpected_tag();
     }
@@ -517,8 +526,8 @@ class Parser {
         return left;
       }
       const int line = next().line;
-      left = std::make_unique<BinaryExpr>(ExprKind::kBinary, line, op, std::move(left),
-                                          parse_pow());
+      left =
+          std::make_unique<BinaryExpr>(ExprKind::kBinary, line, op, std::move(left), parse_pow());
     }
   }
 
@@ -527,8 +536,8 @@ class Parser {
     ExprPtr left = parse_unary(true);
     while (is_op("**")) {
       const int line = next().line;
-      left = std::make_unique<BinaryExpr>(ExprKind::kBinary, line, BinaryOp::kPow,
-                                          std::move(left), parse_unary(true));
+      left = std::make_unique<BinaryExpr>(ExprKind::kBinary, line, BinaryOp::kPow, std::move(left),
+                                          parse_unary(true));
     }
     return left;
   }
@@ -589,7 +598,8 @@ class Parser {
         if (t.value == "[") return parse_list();
         if (t.value == "{") return parse_dict();
         break;
-      default: break;
+      default:
+        break;
     }
     fail(fmt::format("unexpected '{}'", describe(t)));
   }
@@ -730,7 +740,8 @@ class Parser {
       first_without_pipe = false;
       const Token& name_token = expect_name();
       const FilterFn fn = find_filter(name_token.value);
-      if (fn == nullptr) fail(fmt::format("no filter named '{}'", name_token.value), name_token.line);
+      if (fn == nullptr)
+        fail(fmt::format("no filter named '{}'", name_token.value), name_token.line);
       auto node = std::make_unique<FilterExpr>(name_token.line, nullptr, name_token.value, fn);
       if (is_op("(")) node->args = parse_call_args();
       chain.push_back(std::move(node));

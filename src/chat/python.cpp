@@ -97,9 +97,15 @@ void append_dict(std::string& out, const DictObj& d) {
 
 void append_repr(std::string& out, const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: out += "Undefined"; return;
-    case Value::Kind::kString: append_string_repr(out, v.as_string()); return;
-    default: append_py_str(out, v); return;
+    case Value::Kind::kUndefined:
+      out += "Undefined";
+      return;
+    case Value::Kind::kString:
+      append_string_repr(out, v.as_string());
+      return;
+    default:
+      append_py_str(out, v);
+      return;
   }
 }
 
@@ -107,12 +113,23 @@ void append_repr(std::string& out, const Value& v) {
 
 void append_py_str(std::string& out, const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return;
-    case Value::Kind::kNone: out += "None"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "True" : "False"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Value::Kind::kFloat: out += float_repr(v.as_double()); return;
-    case Value::Kind::kString: out += v.as_string(); return;
+    case Value::Kind::kUndefined:
+      return;
+    case Value::Kind::kNone:
+      out += "None";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "True" : "False";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Value::Kind::kFloat:
+      out += float_repr(v.as_double());
+      return;
+    case Value::Kind::kString:
+      out += v.as_string();
+      return;
     case Value::Kind::kList:
       out.push_back('[');
       append_items(out, v.as_list());
@@ -124,7 +141,9 @@ void append_py_str(std::string& out, const Value& v) {
       if (v.as_list().size() == 1) out.push_back(',');
       out.push_back(')');
       return;
-    case Value::Kind::kDict: append_dict(out, v.as_dict()); return;
+    case Value::Kind::kDict:
+      append_dict(out, v.as_dict());
+      return;
     case Value::Kind::kNamespace:
       out += "<Namespace ";
       append_dict(out, v.as_namespace().attributes);
@@ -133,7 +152,9 @@ void append_py_str(std::string& out, const Value& v) {
     case Value::Kind::kLoop:
       out += fmt::format("<LoopContext {}/{}>", v.as_loop().index0 + 1, v.as_loop().length);
       return;
-    case Value::Kind::kCallable: out += v.as_callable().repr(); return;
+    case Value::Kind::kCallable:
+      out += v.as_callable().repr();
+      return;
   }
 }
 
@@ -164,8 +185,8 @@ bool less_than(const Value& a, const Value& b) {
     }
     return x.size() < y.size();
   }
-  throw EvalError(fmt::format("'<' not supported between instances of '{}' and '{}'",
-                              type_name(a), type_name(b)));
+  throw EvalError(fmt::format("'<' not supported between instances of '{}' and '{}'", type_name(a),
+                              type_name(b)));
 }
 
 namespace {
@@ -176,13 +197,27 @@ void append_json_string(std::string& out, const std::string& s, bool ensure_asci
     const size_t n = text::codepoint_size(s, pos);
     const char32_t c = text::decode_at(s, pos);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<uint32_t>(c));
@@ -214,18 +249,22 @@ void append_json_float(std::string& out, double x) {
 
 std::string json_key(const Value& key) {
   switch (key.kind()) {
-    case Value::Kind::kString: return key.as_string();
-    case Value::Kind::kInt: return std::to_string(key.as_int());
-    case Value::Kind::kBool: return key.as_bool() ? "true" : "false";
-    case Value::Kind::kNone: return "null";
+    case Value::Kind::kString:
+      return key.as_string();
+    case Value::Kind::kInt:
+      return std::to_string(key.as_int());
+    case Value::Kind::kBool:
+      return key.as_bool() ? "true" : "false";
+    case Value::Kind::kNone:
+      return "null";
     case Value::Kind::kFloat: {
       std::string s;
       append_json_float(s, key.as_double());
       return s;
     }
     default:
-      throw EvalError(fmt::format("keys must be str, int, float, bool or None, not {}",
-                                  type_name(key)));
+      throw EvalError(
+          fmt::format("keys must be str, int, float, bool or None, not {}", type_name(key)));
   }
 }
 
@@ -235,11 +274,21 @@ void append_json(std::string& out, const Value& v, const JsonDumpOptions& o, int
     for (int i = 0; i < lvl; ++i) out += o.indent;
   };
   switch (v.kind()) {
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Value::Kind::kFloat: append_json_float(out, v.as_double()); return;
-    case Value::Kind::kString: append_json_string(out, v.as_string(), o.ensure_ascii); return;
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Value::Kind::kFloat:
+      append_json_float(out, v.as_double());
+      return;
+    case Value::Kind::kString:
+      append_json_string(out, v.as_string(), o.ensure_ascii);
+      return;
     case Value::Kind::kList:
     case Value::Kind::kTuple: {
       const ValueList& items = v.as_list();
@@ -300,8 +349,10 @@ Value convert_json(const Json& j, int depth) {
         fmt::format("JSON nested more than {} deep", static_cast<int>(Value::kMaxNestingDepth)));
   }
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.template get<bool>());
+    case nlohmann::json::value_t::null:
+      return Value::none();
+    case nlohmann::json::value_t::boolean:
+      return Value::boolean(j.template get<bool>());
     case nlohmann::json::value_t::number_integer:
       return Value::integer(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
@@ -309,7 +360,8 @@ Value convert_json(const Json& j, int depth) {
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value::floating(static_cast<double>(u));
       return Value::integer(static_cast<int64_t>(u));
     }
-    case nlohmann::json::value_t::number_float: return Value::floating(j.template get<double>());
+    case nlohmann::json::value_t::number_float:
+      return Value::floating(j.template get<double>());
     case nlohmann::json::value_t::string:
       return Value::string(j.template get_ref<const std::string&>());
     case nlohmann::json::value_t::array: {
@@ -326,7 +378,8 @@ Value convert_json(const Json& j, int depth) {
       }
       return Value::dict(std::move(d));
     }
-    default: return Value::none();  // binary and discarded values do not come from JSON text
+    default:
+      return Value::none();  // binary and discarded values do not come from JSON text
   }
 }
 
@@ -338,7 +391,11 @@ std::string to_json(const Value& v, const JsonDumpOptions& options) {
   return out;
 }
 
-Value from_json(const nlohmann::json& j) { return convert_json(j, 0); }
-Value from_json(const nlohmann::ordered_json& j) { return convert_json(j, 0); }
+Value from_json(const nlohmann::json& j) {
+  return convert_json(j, 0);
+}
+Value from_json(const nlohmann::ordered_json& j) {
+  return convert_json(j, 0);
+}
 
 }  // namespace hwledger::chat

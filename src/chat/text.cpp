@@ -6,7 +6,9 @@ namespace hwledger::chat::text {
 
 namespace {
 
-bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+bool is_continuation(unsigned char c) {
+  return (c & 0xC0) == 0x80;
+}
 
 // Length of a well-formed sequence starting at s[pos], or 0 if malformed.
 size_t valid_sequence_size(std::string_view s, size_t pos) {
@@ -68,8 +70,7 @@ utf8proc_category_t category(char32_t c) {
 }
 bool is_cased(char32_t c) {
   const auto cat = category(c);
-  return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
-         cat == UTF8PROC_CATEGORY_LT;
+  return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
 }
 
 }  // namespace
@@ -132,9 +133,24 @@ std::vector<size_t> codepoint_offsets(std::string_view s) {
 
 bool is_space(char32_t c) {
   switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E:
-    case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;
@@ -145,7 +161,9 @@ bool is_alpha(char32_t c) {
   const auto cat = category(c);
   return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
 }
-bool is_digit(char32_t c) { return category(c) == UTF8PROC_CATEGORY_ND; }
+bool is_digit(char32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_ND;
+}
 bool is_alnum(char32_t c) {
   const auto cat = category(c);
   return is_alpha(c) || cat == UTF8PROC_CATEGORY_ND || cat == UTF8PROC_CATEGORY_NL ||
@@ -156,17 +174,26 @@ bool is_printable(char32_t c) {
   if (c < 0x80) return c > 0x20 && c < 0x7F;
   const auto cat = category(c);
   switch (cat) {
-    case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CS: case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_ZS:
-    case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
       return false;
     default:
       return true;
   }
 }
 
-std::string to_upper(std::string_view s) { return map_codepoints(s, upper_cp); }
-std::string to_lower(std::string_view s) { return map_codepoints(s, lower_cp); }
+std::string to_upper(std::string_view s) {
+  return map_codepoints(s, upper_cp);
+}
+std::string to_lower(std::string_view s) {
+  return map_codepoints(s, lower_cp);
+}
 
 std::string capitalize(std::string_view s) {
   bool first = true;

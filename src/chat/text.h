@@ -18,7 +18,8 @@ void append_utf8(std::string& out, char32_t cp);
 
 bool is_ascii(std::string_view s);
 size_t codepoint_count(std::string_view s);
-// Byte offset of each code point, plus s.size() at the end: offsets[i]..offsets[i+1] is code point i.
+// Byte offset of each code point, plus s.size() at the end: offsets[i]..offsets[i+1] is code point
+// i.
 std::vector<size_t> codepoint_offsets(std::string_view s);
 
 // Python's str.isspace() for one code point.

@@ -103,7 +103,9 @@ Value Value::loop(std::shared_ptr<LoopObj> l) {
   v.object_ = std::move(l);
   return v;
 }
-Value Value::callable(std::shared_ptr<const CallableObj> c) { return callable(std::move(c), Value()); }
+Value Value::callable(std::shared_ptr<const CallableObj> c) {
+  return callable(std::move(c), Value());
+}
 
 Value Value::callable(std::shared_ptr<const CallableObj> c, const Value& bound_to) {
   Value v;
@@ -114,19 +116,30 @@ Value Value::callable(std::shared_ptr<const CallableObj> c, const Value& bound_t
   return v;
 }
 
-const std::string& Value::as_string() const { return object_as<std::string>(object_); }
-const ValueList& Value::as_list() const { return object_as<ValueList>(object_); }
-const DictObj& Value::as_dict() const { return object_as<DictObj>(object_); }
+const std::string& Value::as_string() const {
+  return object_as<std::string>(object_);
+}
+const ValueList& Value::as_list() const {
+  return object_as<ValueList>(object_);
+}
+const DictObj& Value::as_dict() const {
+  return object_as<DictObj>(object_);
+}
 NamespaceObj& Value::as_namespace() const {
   return const_cast<NamespaceObj&>(object_as<NamespaceObj>(object_));
 }
-const LoopObj& Value::as_loop() const { return object_as<LoopObj>(object_); }
-const CallableObj& Value::as_callable() const { return object_as<CallableObj>(object_); }
+const LoopObj& Value::as_loop() const {
+  return object_as<LoopObj>(object_);
+}
+const CallableObj& Value::as_callable() const {
+  return object_as<CallableObj>(object_);
+}
 std::shared_ptr<const DictObj> Value::dict_ptr() const {
   return std::static_pointer_cast<const DictObj>(object_);
 }
 std::shared_ptr<NamespaceObj> Value::namespace_ptr() const {
-  return std::const_pointer_cast<NamespaceObj>(std::static_pointer_cast<const NamespaceObj>(object_));
+  return std::const_pointer_cast<NamespaceObj>(
+      std::static_pointer_cast<const NamespaceObj>(object_));
 }
 std::string Value::undefined_reason() const {
   if (object_) return object_as<std::string>(object_);
@@ -134,7 +147,7 @@ std::string Value::undefined_reason() const {
 }
 
 const Value* DictObj::find(std::string_view key) const {
-  const auto it = string_index.find(std::string(key));
+  const auto it = string_index.find(key);
   return it == string_index.end() ? nullptr : &items[it->second].second;
 }
 
@@ -167,18 +180,30 @@ void DictObj::set(Value key, Value value) {
 
 std::string_view type_name(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return "Undefined";
-    case Value::Kind::kNone: return "NoneType";
-    case Value::Kind::kBool: return "bool";
-    case Value::Kind::kInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kString: return "str";
-    case Value::Kind::kList: return "list";
-    case Value::Kind::kTuple: return "tuple";
-    case Value::Kind::kDict: return "dict";
-    case Value::Kind::kNamespace: return "Namespace";
-    case Value::Kind::kLoop: return "LoopContext";
-    case Value::Kind::kCallable: return "function";
+    case Value::Kind::kUndefined:
+      return "Undefined";
+    case Value::Kind::kNone:
+      return "NoneType";
+    case Value::Kind::kBool:
+      return "bool";
+    case Value::Kind::kInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kString:
+      return "str";
+    case Value::Kind::kList:
+      return "list";
+    case Value::Kind::kTuple:
+      return "tuple";
+    case Value::Kind::kDict:
+      return "dict";
+    case Value::Kind::kNamespace:
+      return "Namespace";
+    case Value::Kind::kLoop:
+      return "LoopContext";
+    case Value::Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -186,15 +211,23 @@ std::string_view type_name(const Value& v) {
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return false;
-    case Value::Kind::kBool: return v.as_bool();
-    case Value::Kind::kInt: return v.as_int() != 0;
-    case Value::Kind::kFloat: return v.as_double() != 0.0;  // NaN is truthy, as in Python
-    case Value::Kind::kString: return !v.as_string().empty();
+    case Value::Kind::kNone:
+      return false;
+    case Value::Kind::kBool:
+      return v.as_bool();
+    case Value::Kind::kInt:
+      return v.as_int() != 0;
+    case Value::Kind::kFloat:
+      return v.as_double() != 0.0;  // NaN is truthy, as in Python
+    case Value::Kind::kString:
+      return !v.as_string().empty();
     case Value::Kind::kList:
-    case Value::Kind::kTuple: return !v.as_list().empty();
-    case Value::Kind::kDict: return !v.as_dict().items.empty();
-    default: return true;
+    case Value::Kind::kTuple:
+      return !v.as_list().empty();
+    case Value::Kind::kDict:
+      return !v.as_dict().items.empty();
+    default:
+      return true;
   }
 }
 
@@ -206,8 +239,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.as_string() == b.as_string();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.as_string() == b.as_string();
     case Value::Kind::kList:
     case Value::Kind::kTuple: {
       const ValueList& x = a.as_list();
@@ -228,8 +263,10 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kNamespace: return a.namespace_ptr() == b.namespace_ptr();
-    default: return false;  // loops and callables: identity is not tracked, never equal
+    case Value::Kind::kNamespace:
+      return a.namespace_ptr() == b.namespace_ptr();
+    default:
+      return false;  // loops and callables: identity is not tracked, never equal
   }
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -62,7 +63,8 @@ class Value {
   static Value dict(std::shared_ptr<const DictObj> d);
   static Value ns(std::shared_ptr<NamespaceObj> n);
   static Value loop(std::shared_ptr<LoopObj> l);
-  // `bound_to` is the receiver of a bound method (undefined for free functions): its facts carry over.
+  // `bound_to` is the receiver of a bound method (undefined for free functions): its facts carry
+  // over.
   static Value callable(std::shared_ptr<const CallableObj> c);
   static Value callable(std::shared_ptr<const CallableObj> c, const Value& bound_to);
 
@@ -126,8 +128,14 @@ class Value {
 
 // A dict in insertion order, with a hash index on string keys (all JSON keys are strings).
 struct DictObj {
+  // Lets string_index be searched with a string_view, without building a std::string.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+
   std::vector<std::pair<Value, Value>> items;
-  std::unordered_map<std::string, size_t> string_index;
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> string_index;
 
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;

@@ -16,17 +16,18 @@ TEST(ChatTemplateApi, RenderChatPassesTransformersVariables) {
       "{% if add_generation_prompt %}<assistant>{% endif %}{{ eos_token }}"
       "|{{ tools is none }}|{{ documents is none }}|{{ date_string }}");
   const nlohmann::json messages = {{{"role", "user"}, {"content", "hi"}}};
-  EXPECT_EQ(render_chat(t, messages, nullptr, true, "<s>", "</s>", {{"date_string", "26 Jul 2024"}}),
-            "<s><user>hi<assistant></s>|True|True|26 Jul 2024");
+  EXPECT_EQ(
+      render_chat(t, messages, nullptr, true, "<s>", "</s>", {{"date_string", "26 Jul 2024"}}),
+      "<s><user>hi<assistant></s>|True|True|26 Jul 2024");
   EXPECT_EQ(render_chat(t, messages, nlohmann::json::array({1}), false, "", ""),
             "<user>hi|False|True|");
 }
 
 TEST(ChatTemplateApi, ExtraVariablesOverrideDefaults) {
   const ChatTemplate t("{{ enable_thinking }} {{ add_generation_prompt }}");
-  EXPECT_EQ(render_chat(t, nlohmann::json::array(), nullptr, true, "", "",
-                        {{"enable_thinking", false}}),
-            "False True");
+  EXPECT_EQ(
+      render_chat(t, nlohmann::json::array(), nullptr, true, "", "", {{"enable_thinking", false}}),
+      "False True");
   EXPECT_THROW(render_chat(t, nlohmann::json::array(), nullptr, true, "", "", 5), TemplateError);
 }
 
@@ -42,7 +43,8 @@ TEST(ChatTemplateApi, OrderedJsonKeepsKeyOrder) {
             R"({"function": {"name": "f", "parameters": {}}, "type": "function"})");
   nlohmann::ordered_json context;
   context["tools"] = nlohmann::ordered_json::parse(tools);
-  EXPECT_EQ(t.render(context), R"({"type": "function", "function": {"name": "f", "parameters": {}}})");
+  EXPECT_EQ(t.render(context),
+            R"({"type": "function", "function": {"name": "f", "parameters": {}}})");
 }
 
 TEST(ChatTemplateApi, CopiesShareTheParsedTemplate) {

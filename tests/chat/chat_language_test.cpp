@@ -49,8 +49,7 @@ TEST_P(JinjaCase, MatchesJinja2) {
     FAIL() << "expected an error containing '" << c.at("error").get<std::string>()
            << "', rendered: " << out;
   } catch (const TemplateError& e) {
-    EXPECT_NE(e.message().find(c.at("error").get<std::string>()), std::string::npos)
-        << e.what();
+    EXPECT_NE(e.message().find(c.at("error").get<std::string>()), std::string::npos) << e.what();
     EXPECT_EQ(e.line(), c.at("line").get<int>()) << e.what();
     EXPECT_NE(std::string(e.what()).find("line " + std::to_string(e.line())), std::string::npos);
   }
