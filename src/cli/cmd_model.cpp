@@ -6,7 +6,10 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include <nlohmann/json.hpp>
+
 #include "model/synth.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace hwledger::cli {
@@ -55,7 +58,20 @@ std::string demo_model_dir() {
 }
 
 namespace {
-void write_demo_tokenizer(const std::string& dir) { (void)dir; }
+// The demo model's tokenizer is built in, so the demo needs no outside file.
+void write_demo_tokenizer(const std::string& dir) {
+  std::ofstream(fs::path(dir) / "tokenizer.json") << tokenizer::demo_tokenizer_json();
+  std::ofstream(fs::path(dir) / "tokenizer_config.json") << tokenizer::demo_tokenizer_config_json();
+  const int32_t eos = tokenizer::Tokenizer::load(dir).token_to_id("<|im_end|>");
+  std::ofstream(fs::path(dir) / "generation_config.json") << nlohmann::json{{"eos_token_id", eos}}.dump() << "\n";
+  // config.json's eos must name the same token.
+  fs::path config_path = fs::path(dir) / "config.json";
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
+  config["eos_token_id"] = eos;
+  std::ofstream out(config_path);
+  out << config.dump(2) << "\n";
+  if (!out) fail_input("cannot write the demo tokenizer into '{}'", dir);
+}
 }  // namespace
 
 void add_model_command(CLI::App& app) {

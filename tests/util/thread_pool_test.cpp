@@ -31,3 +31,25 @@ TEST(ThreadPool, ManyShortRunsAllComplete) {
 }
 
 }  // namespace hwledger
+
+namespace hwledger {
+
+TEST(ThreadPool, RunTasksCallsEachTaskOnceWhateverTheCount) {
+  ThreadPool pool(3);
+  for (size_t n : {1u, 2u, 3u, 17u, 1000u}) {
+    std::vector<std::atomic<int>> hits(n);
+    for (int rep = 0; rep < 50; ++rep) pool.run_tasks(n, [&](size_t t) { hits[t]++; });
+    for (size_t t = 0; t < n; ++t) ASSERT_EQ(hits[t].load(), 50) << n;
+  }
+}
+
+TEST(ThreadPool, FinishesWhileAWorkerIsBusyElsewhere) {
+  // More threads than cores: sections must complete even when workers are not scheduled
+  // promptly, because the caller takes the tasks nobody has claimed.
+  ThreadPool pool(8);
+  std::atomic<long> sum{0};
+  for (int r = 0; r < 300; ++r) pool.parallel_for(4096, 16, [&](size_t b, size_t e) { sum += long(e - b); });
+  EXPECT_EQ(sum.load(), 300L * 4096);
+}
+
+}  // namespace hwledger
