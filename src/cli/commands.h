@@ -13,5 +13,7 @@ void add_model_command(CLI::App& app);      // cmd_model.cpp   (model synth)
 void add_bench_command(CLI::App& app);      // cmd_bench.cpp
 void add_tokenizer_commands(CLI::App& app); // cmd_tokenizer.cpp (tokenize, detokenize, verify-tokenizer)
 void add_plan_command(CLI::App& app);       // cmd_plan.cpp
+void add_engine_command(CLI::App& app);     // cmd_engine.cpp  (engine --stdio: JSON-RPC sidecar)
+void add_serve_command(CLI::App& app);      // cmd_serve.cpp   (serve: supervisor + engine)
 
 }  // namespace hwledger::cli

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   cli::add_bench_command(app);
   cli::add_tokenizer_commands(app);
   cli::add_plan_command(app);
+  cli::add_engine_command(app);
+  cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
