@@ -41,7 +41,8 @@ inline __m512 load16(const uint8_t* p) {
 
 // 16 int8 values as f32.
 inline __m512 int8x16(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
 // 16 bytes zero-extended to 16 int32 lanes.
