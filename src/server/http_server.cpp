@@ -104,7 +104,8 @@ struct HttpServer::Impl {
   int64_t created_unix = unix_now();
   std::atomic<int> port{-1};
   std::atomic<bool> stopping{false};
-  std::atomic<bool> served{false};
+  std::atomic<bool> served{false};    // serve*() was called
+  std::atomic<bool> finished{false};  // and returned
   std::atomic<uint64_t> next_id{0};
 
   std::mutex mu;
@@ -432,17 +433,14 @@ struct HttpServer::Impl {
 
   // ---- lifecycle ------------------------------------------------------------------------------
 
+  // Binds itself rather than through cpp-httplib, whose listen backlog of 5 drops connections
+  // when dozens of clients connect at once.
   int bind() {
     if (port >= 0) return port;
-    int p = opts.port;
-    if (p == 0) {
-      p = svr.bind_to_any_port(opts.host);
-      if (p < 0) fail_input("cannot listen on {}:0 (no free port?)", opts.host);
-    } else if (!svr.bind_to_port(opts.host, p)) {
-      fail_input("cannot listen on {}:{} (in use, or not an address of this machine)", opts.host, p);
-    }
-    port = p;
-    return p;
+    const int fd = listen_socket(opts.host, opts.port);
+    svr.adopt_socket(fd);
+    port = socket_local_port(fd);
+    return port;
   }
 
   void run() {
@@ -450,6 +448,7 @@ struct HttpServer::Impl {
     served = true;
     spdlog::info("serving '{}' over HTTP on {}:{}", backend.model_name(), opts.host, port.load());
     svr.listen_after_bind();
+    finished = true;
   }
 
   void stop(double drain_timeout_s) {
@@ -463,6 +462,9 @@ struct HttpServer::Impl {
         cv.wait_for(lock, std::chrono::seconds(10), [&] { return live.empty(); });
       }
     }
+    // A serve*() that is just starting must be running before cpp-httplib can stop it.
+    for (int i = 0; i < 200 && served && !finished && !svr.is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     svr.stop();
     // Idle keep-alive connections would hold their threads until the idle timeout.
     if (port >= 0) shutdown_connections(port);

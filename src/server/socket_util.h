@@ -14,6 +14,9 @@ bool peer_closed(int fd);
 // Shuts down (both directions) every connected TCP socket of this process whose local port is
 // `local_port`; returns how many.
 int shutdown_connections(int local_port);
+// A TCP socket bound to host:port (port 0: a free one) and listening with a long backlog,
+// close-on-exec. Throws InputError naming the address and the reason.
+int listen_socket(const std::string& host, int port);
 // The local port a socket is bound to; -1 on error.
 int socket_local_port(int fd);
 
