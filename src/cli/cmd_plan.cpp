@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "ledger/measure.h"
 #include "planner/device_memory.h"
 #include "planner/export.h"
 #include "planner/memory_plan.h"
@@ -25,7 +26,29 @@ struct PlanArgs {
   std::string device_memory;  // empty: the local RAM
   bool json = false;
   std::string export_target;
+  bool measure = false;
+  int threads = 1;
 };
+
+// --measure: the engine's real allocations beside the prediction (src/ledger).
+void print_measurement(const ledger::Measurement& m, bool json) {
+  if (json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : m.rows)
+      rows.push_back({{"what", r.what}, {"predicted", r.predicted}, {"measured", r.measured}, {"within", r.within}});
+    std::printf("%s\n", nlohmann::json{{"measured", m.report}, {"comparison", rows}, {"all_within", m.all_within()}}
+                             .dump(2).c_str());
+    return;
+  }
+  std::printf("\npredicted vs measured (tolerance: 1%% or 16 MiB, whichever is larger)\n");
+  std::printf("%-22s %16s %16s %9s\n", "", "predicted", "measured", "diff");
+  for (const auto& r : m.rows) {
+    double diff = r.predicted ? 100.0 * (double(r.measured) - double(r.predicted)) / double(r.predicted) : 0.0;
+    std::printf("%-22s %16llu %16llu %+8.2f%% %s\n", r.what.c_str(), static_cast<unsigned long long>(r.predicted),
+                static_cast<unsigned long long>(r.measured), diff, r.within ? "ok" : "OUT OF TOLERANCE");
+  }
+  std::printf("%s\n", m.all_within() ? "all within tolerance" : "some rows are out of tolerance");
+}
 
 void run_plan(const PlanArgs& args) {
   using namespace hwledger::planner;
@@ -57,6 +80,13 @@ void run_plan(const PlanArgs& args) {
     command = export_command(*target, plan, context);
   }
 
+  if (args.measure) {
+    if (!args.json) std::fputs(render_report(plan, fit, detect_style(stdout)).c_str(), stdout);
+    ledger::Measurement m = ledger::measure(loaded.model_dir.string(), plan, args.threads);
+    print_measurement(m, args.json);
+    exit_code() = m.all_within() ? 0 : 1;
+    return;
+  }
   if (args.json) {
     nlohmann::json out = plan_to_json(plan, fit);
     if (command)
@@ -105,6 +135,9 @@ void add_plan_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print the plan as JSON for programs");
   cmd->add_option("--export", args->export_target,
                   "print launch flags for vllm, llama.cpp or hwledger that match the plan");
+  cmd->add_flag("--measure", args->measure,
+                "load the model, allocate the KV cache for --ctx x --users, and compare with the plan");
+  cmd->add_option("--threads", args->threads, "threads for --measure (default 1)");
   cmd->callback([args] { run_plan(*args); });
 }
 
