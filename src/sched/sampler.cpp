@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "util/error.h"
 
@@ -11,6 +12,37 @@ namespace {
 
 // Below this temperature sampling is argmax (as vLLM does), avoiding overflow in 1/T.
 constexpr float kGreedyTemperature = 1e-5f;
+
+// The top-p bucket of a weight in [0, 1]: its float bits' exponent and 3 leading mantissa bits,
+// so buckets are ordered like the weights and each spans a factor of 2^(1/8).
+uint32_t weight_bucket(float w) {
+  uint32_t bits;
+  std::memcpy(&bits, &w, sizeof bits);
+  return bits >> 20;
+}
+constexpr uint32_t kWeightBuckets = (0x3F800000u >> 20) + 1;  // 1.0f is the largest weight
+
+// The largest value, in 8 independent lanes so that the compiler vectorises it (std::max_element
+// tracks an index and runs ~20x slower over a 150k vocabulary).
+float max_value(const float* v, int64_t n) {
+  float lane[8];
+  std::fill(lane, lane + 8, v[0]);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] = v[i + k] > lane[k] ? v[i + k] : lane[k];
+  float best = lane[0];
+  for (int k = 1; k < 8; ++k) best = lane[k] > best ? lane[k] : best;
+  for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+  return best;
+}
+
+// The first index of the largest value, as torch.argmax.
+int32_t first_argmax(const float* v, int64_t n) {
+  const float best = max_value(v, n);
+  for (int64_t i = 0; i < n; ++i)
+    if (v[i] == best) return static_cast<int32_t>(i);
+  return static_cast<int32_t>(std::max_element(v, v + n) - v);  // NaNs only
+}
 
 // Best first; ties broken by the lower id so that results never depend on sort internals.
 struct ByProbDesc {
@@ -27,6 +59,7 @@ void SamplerWorkspace::resize(int64_t vocab_size) {
     probs.assign(static_cast<size_t>(vocab_size), 0.0f);
     order.assign(static_cast<size_t>(vocab_size), 0);
   }
+  bucket_mass.resize(kWeightBuckets);
 }
 
 void validate_sampling(const SamplingParams& p) {
@@ -85,76 +118,110 @@ Candidates truncate_distribution(const float* logits, int64_t V, float temperatu
   ws.resize(V);
   float* probs = ws.probs.data();
   int32_t* order = ws.order.data();
-  const float max_logit = *std::max_element(logits, logits + V);
+  const float max_logit = max_value(logits, V);
   const float inv_t = 1.0f / temperature;
-  double total = 0;
-  for (int64_t i = 0; i < V; ++i) {
-    probs[i] = std::exp((logits[i] - max_logit) * inv_t);  // the best token gets exactly 1
-    total += probs[i];
-  }
-  Candidates c;
-  c.total = total;
-  c.n = V;
-  c.ids = order;
+  auto weight = [&](float logit) { return std::exp((logit - max_logit) * inv_t); };  // best: 1
   const ByProbDesc better{probs};
+  Candidates c;
+  c.ids = order;
 
   if (top_k > 0 && top_k < V) {
-    for (int64_t i = 0; i < V; ++i) order[i] = static_cast<int32_t>(i);
-    std::nth_element(order, order + top_k, order + V, better);
+    // The k best logits in one pass over a min-heap (most values lose the first compare);
+    // only they need weights. Ties keep the lower id.
+    auto& heap = ws.heap;
+    heap.clear();
+    auto heap_order = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    };
+    for (int64_t i = 0; i < V; ++i) {
+      if (static_cast<int64_t>(heap.size()) < top_k) {
+        heap.emplace_back(logits[i], static_cast<int32_t>(i));
+        std::push_heap(heap.begin(), heap.end(), heap_order);
+      } else if (logits[i] > heap.front().first) {
+        std::pop_heap(heap.begin(), heap.end(), heap_order);
+        heap.back() = {logits[i], static_cast<int32_t>(i)};
+        std::push_heap(heap.begin(), heap.end(), heap_order);
+      }
+    }
     c.all = false;
     c.n = top_k;
-    c.total = 0;
-    for (int64_t i = 0; i < c.n; ++i) c.total += probs[order[i]];
+    for (int64_t j = 0; j < c.n; ++j) {
+      order[j] = heap[j].second;
+      c.total += probs[order[j]] = weight(heap[j].first);
+    }
+  } else {
+    c.n = V;
+    for (int64_t i = 0; i < V; ++i) c.total += probs[i] = weight(logits[i]);
   }
 
   if (top_p < 1.0f) {
-    if (c.all) {
-      for (int64_t i = 0; i < V; ++i) order[i] = static_cast<int32_t>(i);
-      c.all = false;
-    }
-    // Sort only as much as the nucleus needs: grow the sorted head until it holds top_p.
+    // Keep a token while the mass of the tokens more likely than it is below top_p (at least
+    // one token). The kept set need not be sorted: only its boundary has to be found.
     const double target = static_cast<double>(top_p) * c.total;
-    int64_t head = std::min<int64_t>(c.n, 64);
-    while (true) {
-      std::partial_sort(order, order + head, order + c.n, better);
+    if (!c.all) {
+      std::sort(order, order + c.n, better);  // top-k candidates: few
       double mass = 0;
       int64_t keep = 0;
-      // Keep a token while the mass of the tokens before it is below top_p (at least one).
-      while (keep < head && (keep == 0 || mass < target)) mass += probs[order[keep++]];
-      if (mass >= target || head == c.n) {
-        c.n = keep;
-        c.total = mass;
-        break;
+      while (keep < c.n && (keep == 0 || mass < target)) mass += probs[order[keep++]];
+      c.n = keep;
+      c.total = mass;
+    } else {
+      // Whole vocabulary: bucket the weights by their float bits (ordered like the weights),
+      // find the bucket where the mass crosses top_p, and sort only that bucket.
+      std::fill(ws.bucket_mass.begin(), ws.bucket_mass.end(), 0.0);
+      for (int64_t i = 0; i < V; ++i) ws.bucket_mass[weight_bucket(probs[i])] += probs[i];
+      uint32_t boundary = 0;
+      double above = 0;
+      for (uint32_t b = kWeightBuckets; b-- > 0;) {
+        if (above + ws.bucket_mass[b] >= target) {
+          boundary = b;
+          break;
+        }
+        above += ws.bucket_mass[b];
       }
-      head = std::min<int64_t>(c.n, head * 8);
+      int64_t n = 0, back = V;
+      double mass = 0;
+      for (int64_t i = 0; i < V; ++i) {
+        const uint32_t b = weight_bucket(probs[i]);
+        if (b > boundary) {
+          order[n++] = static_cast<int32_t>(i);
+          mass += probs[i];
+        } else if (b == boundary) {
+          order[--back] = static_cast<int32_t>(i);
+        }
+      }
+      std::sort(order + back, order + V, better);
+      for (int64_t j = back; j < V && (n == 0 || mass < target); ++j) {
+        mass += probs[order[j]];
+        order[n++] = order[j];
+      }
+      c.all = false;
+      c.n = n;
+      c.total = mass;
     }
   }
 
   if (min_p > 0.0f) {
     // The most likely token has weight 1, so the threshold min_p * p_max is min_p itself.
     const float threshold = min_p;
+    int64_t n = 0;
+    double mass = 0;
     if (c.all) {
-      int64_t n = 0;
-      double mass = 0;
       for (int64_t i = 0; i < V; ++i)
         if (probs[i] >= threshold) {
           order[n++] = static_cast<int32_t>(i);
           mass += probs[i];
         }
       c.all = false;
-      c.n = n;
-      c.total = mass;
     } else {
-      int64_t n = 0;
-      double mass = 0;
       for (int64_t i = 0; i < c.n; ++i)
         if (probs[order[i]] >= threshold) {
-          order[n++] = order[i];  // stable: keeps the sorted order
           mass += probs[order[i]];
+          order[n++] = order[i];
         }
-      c.n = n;
-      c.total = mass;
     }
+    c.n = n;
+    c.total = mass;
   }
   return c;
 }
@@ -189,7 +256,7 @@ int32_t Sampler::sample(float* logits, int64_t V, SamplerWorkspace& ws, TokenEve
   double log_z = 0;
   float max_logit = 0, inv_t = 1;
   if (greedy_) {
-    chosen = static_cast<int32_t>(std::max_element(logits, logits + V) - logits);
+    chosen = first_argmax(logits, V);
     if (want_logprobs) {
       max_logit = logits[chosen];
       double z = 0;
@@ -212,11 +279,11 @@ int32_t Sampler::sample(float* logits, int64_t V, SamplerWorkspace& ws, TokenEve
         if ((acc += probs[c.ids[i]]) > u) chosen = c.ids[i];
       if (chosen < 0) chosen = c.ids[c.n - 1];  // rounding at the very top of the range
     }
-    if (want_logprobs) {
-      max_logit = *std::max_element(logits, logits + V);
+    if (want_logprobs) {  // the untruncated distribution of logits / T
+      max_logit = max_value(logits, V);
       inv_t = 1.0f / params_.temperature;
       double z = 0;
-      for (int64_t i = 0; i < V; ++i) z += probs[i];  // the pre-truncation weights
+      for (int64_t i = 0; i < V; ++i) z += std::exp((logits[i] - max_logit) * inv_t);
       log_z = std::log(z);
     }
   }

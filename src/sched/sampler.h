@@ -16,7 +16,9 @@ namespace hwledger {
 // allocates nothing vocabulary-sized.
 struct SamplerWorkspace {
   std::vector<float> probs;    // [V] unnormalised probabilities exp((logit - max) / T)
-  std::vector<int32_t> order;  // [V] candidate token ids, best first once sorted
+  std::vector<int32_t> order;  // [V] candidate token ids
+  std::vector<std::pair<float, int32_t>> heap;  // [top_k] (logit, id) during top-k selection
+  std::vector<double> bucket_mass;              // [1017] top-p: weight mass per float-bits bucket
   void resize(int64_t vocab_size);
 };
 
@@ -43,9 +45,10 @@ void apply_presence_frequency(float* logits, int64_t vocab_size,
                               float presence_penalty, float frequency_penalty);
 // The `n` largest values, best first (ties: lower id first), as (id, value).
 void top_n(const float* values, int64_t count, int64_t n, std::vector<std::pair<int32_t, float>>& out);
-// Given logits (already penalised), fills ws.probs with exp((logit - max) / temperature) and
-// applies top-k, then top-p (on the top-k-renormalised distribution), then min-p (relative to the
-// most likely token), as transformers' warpers do. Returns the surviving candidates.
+// Given logits (already penalised), applies top-k, then top-p (on the top-k-renormalised
+// distribution), then min-p (relative to the most likely token), as transformers' warpers do, to
+// the weights exp((logit - max) / temperature), which it writes to ws.probs (for the candidates
+// only, after top-k). Returns the surviving candidates, in no particular order. O(V).
 Candidates truncate_distribution(const float* logits, int64_t vocab_size, float temperature, int32_t top_k,
                                  float top_p, float min_p, SamplerWorkspace& ws);
 
