@@ -29,7 +29,7 @@ struct Avx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
 
   // bf16 -> fp32 is a 16-bit shift into the high half; f16 -> fp32 is vcvtph2ps.
   static V widen(__m128i h, DType t) {
