@@ -201,14 +201,16 @@ std::string fill(std::string line, Rng& rng) {
   return out;
 }
 
-// About half English, a quarter code, a quarter CJK, by bytes.
-std::string mixed_text(size_t bytes) {
+// Text of the given kinds, by weight: English prose, code, CJK. The default mix is about
+// half English, a quarter code, a quarter CJK by bytes.
+std::string mixed_text(size_t bytes, int english = 2, int code = 1, int cjk = 1) {
   Rng rng{42};
   std::string text;
   text.reserve(bytes + 1024);
   while (text.size() < bytes) {
-    size_t kind = rng.below(4);
-    if (kind <= 1) {
+    size_t pick = rng.below(size_t(english + code + cjk));
+    int kind = pick < size_t(english) ? 0 : pick < size_t(english + code) ? 2 : 3;
+    if (kind == 0) {
       size_t words = 8 + rng.below(25);
       for (size_t w = 0; w < words; ++w) {
         std::string word = rng.pick(kWords);
@@ -272,6 +274,20 @@ void BM_Encode(benchmark::State& state, const char* name) {
 BENCHMARK_CAPTURE(BM_Encode, Qwen3, "qwen3")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Encode, Llama31, "llama3.1")->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Encode, SpmBpe32k, "spm-bpe-32k")->Unit(benchmark::kMillisecond);
+
+// One kind of text at a time (1 MiB each), Qwen3.
+void BM_EncodeKind(benchmark::State& state, int english, int code, int cjk) {
+  const Tokenizer& tok = loaded("qwen3");
+  const std::string text = mixed_text(1u << 20, english, code, cjk);
+  for (auto _ : state) {
+    auto ids = tok.encode(text, false);
+    benchmark::DoNotOptimize(ids.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations() * text.size()));
+}
+BENCHMARK_CAPTURE(BM_EncodeKind, English, 1, 0, 0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EncodeKind, Code, 0, 1, 0)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EncodeKind, CJK, 0, 0, 1)->Unit(benchmark::kMillisecond);
 
 // The cache's worst case: every pass starts from an empty cache (a new tokenizer).
 void BM_EncodeColdCache(benchmark::State& state) {

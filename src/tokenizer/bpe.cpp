@@ -153,6 +153,13 @@ BpeModel::BpeModel(BpeSource source, bool byte_level, const std::string& origin)
   if (source.unk_token) unk_id_ = vocab_.find(*source.unk_token);
   // Merges: rank = position in the list.
   merges_.reserve(source.merges.size());
+  std::vector<int16_t> byte_of;  // [id_limit] the byte a single-byte token stands for, or -1
+  if (byte_level_) {
+    byte_of.assign(tokens_.size(), -1);
+    for (int b = 0; b < 256; ++b)
+      if (byte_ids_[b] >= 0) byte_of[size_t(byte_ids_[b])] = int16_t(b);
+    byte_pairs_.assign(size_t(1) << 16, {MergeTable::kNoRank, -1});
+  }
   std::string merged;
   for (size_t rank = 0; rank < source.merges.size(); ++rank) {
     const auto& [left, right] = source.merges[rank];
@@ -166,6 +173,9 @@ BpeModel::BpeModel(BpeSource source, bool byte_level, const std::string& origin)
                  rank, left, right, missing);
     }
     merges_.insert(left_id, right_id, {uint32_t(rank), merged_id});
+    if (byte_level_ && byte_of[size_t(left_id)] >= 0 && byte_of[size_t(right_id)] >= 0)
+      byte_pairs_[size_t(byte_of[size_t(left_id)]) << 8 | size_t(byte_of[size_t(right_id)])] = {
+          uint32_t(rank), merged_id};
   }
   merge_count_ = source.merges.size();
 }
@@ -226,80 +236,116 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& symb
 }
 
 void BpeModel::merge_small(BpeScratch& s) const {
+  // Symbols stay where they are; a merged-away symbol is unlinked and its pair rank set to
+  // "none", so finding the next merge is a branch-free minimum over a small array (which the
+  // compiler vectorizes) and each merge costs two table lookups, for the new neighbours.
   auto& sym = s.symbols;
-  auto& ranks = s.ranks;
-  auto& merged = s.merged;
-  size_t n = sym.size();
-  ranks.resize(n - 1);
-  merged.resize(n - 1);
-  auto score = [&](size_t i) {
-    const MergeTable::Merge* m = merges_.find(sym[i], sym[i + 1]);
-    ranks[i] = m ? m->rank : MergeTable::kNoRank;
-    merged[i] = m ? m->merged_id : -1;
-  };
-  for (size_t i = 0; i + 1 < n; ++i) score(i);
-  while (n > 1) {
-    size_t best = 0;
-    uint32_t best_rank = ranks[0];
-    for (size_t i = 1; i + 1 < n; ++i) {
-      if (ranks[i] < best_rank) {
-        best_rank = ranks[i];
-        best = i;
-      }
-    }
-    if (best_rank == MergeTable::kNoRank) break;
-    sym[best] = merged[best];
-    sym.erase(sym.begin() + long(best) + 1);
-    ranks.erase(ranks.begin() + long(best));
-    merged.erase(merged.begin() + long(best));
-    --n;
-    if (best + 1 < n) score(best);
-    if (best > 0) score(best - 1);
-  }
-}
-
-void BpeModel::merge_large(BpeScratch& s) const {
-  auto& sym = s.symbols;
-  const int32_t n = int32_t(sym.size());
-  auto& prev = s.prev;
-  auto& next = s.next;
-  prev.resize(size_t(n));
+  auto& ranks = s.ranks;    // [n] rank of the pair starting at symbol i, kNoRank if none
+  auto& merged = s.merged;  // [n] what that pair merges into
+  auto& next = s.next;      // [n] next live symbol, -1 at the end
+  auto& prev = s.prev;      // [n] previous live symbol, -1 at the start
+  const auto n = int32_t(sym.size());
+  ranks.resize(size_t(n));
+  merged.resize(size_t(n));
   next.resize(size_t(n));
+  prev.resize(size_t(n));
   for (int32_t i = 0; i < n; ++i) {
     prev[size_t(i)] = i - 1;
     next[size_t(i)] = i + 1 < n ? i + 1 : -1;
   }
-  // (rank << 32 | position): the smallest is the lowest rank, leftmost among equals.
-  auto& heap = s.heap;  // min-heap
-  heap.clear();
-  auto push = [&](int32_t pos) {
-    uint32_t rank = merges_.rank(sym[size_t(pos)], sym[size_t(next[size_t(pos)])]);
-    if (rank == MergeTable::kNoRank) return;
-    heap.push_back((uint64_t(rank) << 32) | uint32_t(pos));
-    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  auto score = [&](int32_t i) {
+    int32_t right = next[size_t(i)];
+    const MergeTable::Merge* m =
+        right >= 0 ? merges_.find(sym[size_t(i)], sym[size_t(right)]) : nullptr;
+    ranks[size_t(i)] = m ? m->rank : MergeTable::kNoRank;
+    merged[size_t(i)] = m ? m->merged_id : -1;
   };
-  for (int32_t i = 0; i + 1 < n; ++i) {
-    uint32_t rank = merges_.rank(sym[size_t(i)], sym[size_t(i) + 1]);
-    if (rank != MergeTable::kNoRank) heap.push_back((uint64_t(rank) << 32) | uint32_t(i));
+  if (s.bytes != nullptr) {
+    for (int32_t i = 0; i + 1 < n; ++i) {
+      const MergeTable::Merge& m = byte_pairs_[size_t(s.bytes[i]) << 8 | s.bytes[i + 1]];
+      ranks[size_t(i)] = m.rank;
+      merged[size_t(i)] = m.merged_id;
+    }
+    ranks[size_t(n) - 1] = MergeTable::kNoRank;
+  } else {
+    for (int32_t i = 0; i < n; ++i) score(i);
+  }
+  const uint32_t* rank_data = ranks.data();
+  while (true) {
+    uint32_t best_rank = MergeTable::kNoRank;
+    for (int32_t i = 0; i < n; ++i) best_rank = std::min(best_rank, rank_data[i]);
+    if (best_rank == MergeTable::kNoRank) break;
+    int32_t best = 0;
+    while (rank_data[best] != best_rank) ++best;  // the leftmost of equal pairs
+    int32_t right = next[size_t(best)];
+    sym[size_t(best)] = merged[size_t(best)];
+    sym[size_t(right)] = -1;
+    ranks[size_t(right)] = MergeTable::kNoRank;
+    int32_t after = next[size_t(right)];
+    next[size_t(best)] = after;
+    if (after >= 0) prev[size_t(after)] = best;
+    score(best);
+    if (prev[size_t(best)] >= 0) score(prev[size_t(best)]);
+  }
+  size_t out = 0;
+  for (int32_t i = 0; i >= 0; i = next[size_t(i)]) sym[out++] = sym[size_t(i)];
+  sym.resize(out);
+}
+
+void BpeModel::merge_large(BpeScratch& s) const {
+  // `tokenizers`' algorithm: a min-heap of candidate merges (rank, then position) over a doubly
+  // linked list of symbols. A heap entry goes stale when either of its symbols changes; a
+  // per-position version number detects that without another table lookup.
+  auto& sym = s.symbols;
+  const int32_t n = int32_t(sym.size());
+  auto& prev = s.prev;
+  auto& next = s.next;
+  auto& version = s.merged;  // reused: [n] bumped when the pair starting at i changes
+  prev.resize(size_t(n));
+  next.resize(size_t(n));
+  version.assign(size_t(n), 0);
+  for (int32_t i = 0; i < n; ++i) {
+    prev[size_t(i)] = i - 1;
+    next[size_t(i)] = i + 1 < n ? i + 1 : -1;
+  }
+  auto& heap = s.heap;
+  heap.clear();
+  auto candidate = [&](int32_t pos) {
+    const MergeTable::Merge* m = merges_.find(sym[size_t(pos)], sym[size_t(next[size_t(pos)])]);
+    if (m == nullptr) return false;
+    heap.push_back({m->rank, uint32_t(pos), version[size_t(pos)], m->merged_id});
+    return true;
+  };
+  if (s.bytes != nullptr) {
+    for (int32_t i = 0; i + 1 < n; ++i) {
+      const MergeTable::Merge& m = byte_pairs_[size_t(s.bytes[i]) << 8 | s.bytes[i + 1]];
+      if (m.rank != MergeTable::kNoRank) heap.push_back({m.rank, uint32_t(i), 0, m.merged_id});
+    }
+  } else {
+    for (int32_t i = 0; i + 1 < n; ++i) candidate(i);
   }
   std::make_heap(heap.begin(), heap.end(), std::greater<>());
+  auto push = [&](int32_t pos) {
+    if (candidate(pos)) std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  };
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-    uint64_t top = heap.back();
+    BpeScratch::Candidate top = heap.back();
     heap.pop_back();
-    auto pos = int32_t(top & 0xFFFFFFFF);
-    auto rank = uint32_t(top >> 32);
-    if (sym[size_t(pos)] < 0) continue;  // merged into its left neighbour meanwhile
+    auto pos = int32_t(top.pos);
+    if (sym[size_t(pos)] < 0 || version[size_t(pos)] != top.version) continue;  // stale
     int32_t right = next[size_t(pos)];
-    if (right < 0) continue;
-    const MergeTable::Merge* m = merges_.find(sym[size_t(pos)], sym[size_t(right)]);
-    if (m == nullptr || m->rank != rank) continue;  // stale: the pair changed
-    sym[size_t(pos)] = m->merged_id;
+    sym[size_t(pos)] = top.merged_id;
     sym[size_t(right)] = -1;
     int32_t after = next[size_t(right)];
     next[size_t(pos)] = after;
     if (after >= 0) prev[size_t(after)] = pos;
-    if (prev[size_t(pos)] >= 0) push(prev[size_t(pos)]);
+    ++version[size_t(pos)];
+    int32_t before = prev[size_t(pos)];
+    if (before >= 0) {
+      ++version[size_t(before)];
+      push(before);
+    }
     if (after >= 0) push(pos);
   }
   size_t out = 0;
@@ -355,6 +401,8 @@ void BpeModel::tokenize_chunk(std::string_view word, std::vector<int32_t>& out,
     if (cache_->lookup(word, hash, out)) return;
   }
   initial_symbols(word, scratch.symbols);
+  bool one_per_byte = byte_level_ && scratch.symbols.size() == word.size();
+  scratch.bytes = one_per_byte ? reinterpret_cast<const uint8_t*>(word.data()) : nullptr;
   merge(scratch);
   out.insert(out.end(), scratch.symbols.begin(), scratch.symbols.end());
   if (cacheable) cache_->insert(word, hash, scratch.symbols.data(), scratch.symbols.size());

@@ -33,10 +33,20 @@ struct BpeSource {
 // Per-call working memory, so concurrent encodes share nothing mutable but the cache.
 struct BpeScratch {
   std::vector<int32_t> symbols;
+  // When symbols are one per byte of the word (byte-level), the word's bytes: the first pair
+  // ranks then come from the dense byte-pair table.
+  const uint8_t* bytes = nullptr;
   std::vector<uint32_t> ranks;
   std::vector<int32_t> merged;
   std::vector<int32_t> prev, next;
-  std::vector<uint64_t> heap;
+  struct Candidate {  // a possible merge of the pair starting at `pos`
+    uint32_t rank, pos, version;
+    int32_t merged_id;
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
+  };
+  std::vector<Candidate> heap;
   std::string text;
 };
 
@@ -78,6 +88,9 @@ class BpeModel {
   StringIdTable vocab_;              // token text -> id
   StringIdTable raw_vocab_;          // byte-level only: token bytes -> id
   MergeTable merges_;
+  // Byte-level: merges of two single-byte tokens, indexed by (left byte << 8 | right byte).
+  // 512 KiB that stay in cache, for the first merges of every word (all of a CJK word's).
+  std::vector<MergeTable::Merge> byte_pairs_;
   size_t merge_count_ = 0;
   int32_t byte_ids_[256];      // byte-level: id of each byte's character, or -1
   int32_t fallback_ids_[256];  // byte_fallback: id of <0xNN>, or -1
