@@ -56,6 +56,27 @@ class Interpreter::Macro : public CallableObj {
 
 namespace {
 
+// Nested evaluations (expressions within expressions, macro calls within macro calls) beyond
+// this are refused; each costs a few hundred bytes of stack.
+constexpr int kMaxEvalDepth = 1500;
+
+// Counts one level of evaluation for as long as it lives.
+class EvalDepth {
+ public:
+  explicit EvalDepth(int& depth) : depth_(depth) {
+    if (++depth_ > kMaxEvalDepth) {
+      --depth_;
+      throw EvalError(fmt::format("template evaluation nested more than {} deep", kMaxEvalDepth));
+    }
+  }
+  ~EvalDepth() { --depth_; }
+  EvalDepth(const EvalDepth&) = delete;
+  EvalDepth& operator=(const EvalDepth&) = delete;
+
+ private:
+  int& depth_;
+};
+
 [[noreturn]] void fail_undefined(const Value& v) {
   throw EvalError(v.undefined_reason());
 }
@@ -448,6 +469,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt, const std::shared_ptr<Scop
                                     std::string& out) {
   try {
     charge_steps(1);
+    const EvalDepth depth(eval_depth_);
     switch (stmt.kind) {
       case StmtKind::kText:
         emit(out, static_cast<const TextStmt&>(stmt).text);
@@ -595,6 +617,7 @@ Value Interpreter::apply_filter_chain(const std::vector<std::unique_ptr<FilterEx
 Value Interpreter::eval(const Expr& expr, const std::shared_ptr<Scope>& scope) {
   try {
     charge_steps(1);
+    const EvalDepth depth(eval_depth_);
     return eval_node(expr, scope);
   } catch (const EvalError& e) {
     throw TemplateError(e.what(), expr.line);

@@ -74,6 +74,7 @@ class Interpreter {
   uint64_t steps_ = 0;
   size_t bytes_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;  // nested eval/exec calls: bounds the C++ stack a render uses
 };
 
 // Python's binary operators (+ - * / // % **) on template values.

@@ -13,9 +13,10 @@ namespace hwledger::chat {
 
 namespace {
 
-// Deeper nesting than this (parentheses, blocks, unary chains) is refused rather than risking
-// the stack.
-constexpr int kMaxParseDepth = 200;
+// Deeper nesting than this (parentheses, blocks, unary chains, and chains such as a+b+c or
+// x|f|g, which build trees as deep as they are long) is refused: evaluating and freeing the tree
+// recurse through it.
+constexpr int kMaxParseDepth = 256;
 
 std::string describe(const Token& t) {
   switch (t.type) {
@@ -66,6 +67,24 @@ class Parser {
 
    private:
     Parser& parser_;
+  };
+
+  // For left-deep chains built in a loop: each link deepens the tree by one until the chain's
+  // parse function returns.
+  class ChainGuard {
+   public:
+    explicit ChainGuard(Parser& p) : parser_(p) {}
+    void link() {
+      ++links_;
+      if (++parser_.depth_ > kMaxParseDepth) {
+        parser_.fail(fmt::format("template nested more than {} deep", kMaxParseDepth));
+      }
+    }
+    ~ChainGuard() { parser_.depth_ -= links_; }
+
+   private:
+    Parser& parser_;
+    int links_ = 0;
   };
 
   // ---- token stream ---------------------------------------------------------------------
@@ -427,8 +446,10 @@ class Parser {
   }
 
   ExprPtr parse_or() {
+    ChainGuard chain(*this);
     ExprPtr left = parse_and();
     while (is_name("or")) {
+      chain.link();
       const int line = next().line;
       left = std::make_unique<BinaryExpr>(ExprKind::kOr, line, BinaryOp::kAdd, std::move(left),
                                           parse_and());
@@ -437,8 +458,10 @@ class Parser {
   }
 
   ExprPtr parse_and() {
+    ChainGuard chain(*this);
     ExprPtr left = parse_not();
     while (is_name("and")) {
+      chain.link();
       const int line = next().line;
       left = std::make_unique<BinaryExpr>(ExprKind::kAnd, line, BinaryOp::kAdd, std::move(left),
                                           parse_not());
@@ -490,8 +513,10 @@ class Parser {
   }
 
   ExprPtr parse_math1() {
+    ChainGuard chain(*this);
     ExprPtr left = parse_concat();
     while (is_op("+") || is_op("-")) {
+      chain.link();
       const BinaryOp op = current().value == "+" ? BinaryOp::kAdd : BinaryOp::kSub;
       const int line = next().line;
       left = std::make_unique<BinaryExpr>(ExprKind::kBinary, line, op, std::move(left),
@@ -511,8 +536,10 @@ class Parser {
   }
 
   ExprPtr parse_math2() {
+    ChainGuard chain(*this);
     ExprPtr left = parse_pow();
     while (true) {
+      chain.link();
       BinaryOp op;
       if (is_op("*")) {
         op = BinaryOp::kMul;
@@ -533,8 +560,10 @@ class Parser {
 
   // Left-associative, binding tighter than unary minus on its left: -2**2 is 4, as in Jinja2.
   ExprPtr parse_pow() {
+    ChainGuard chain(*this);
     ExprPtr left = parse_unary(true);
     while (is_op("**")) {
+      chain.link();
       const int line = next().line;
       left = std::make_unique<BinaryExpr>(ExprKind::kBinary, line, BinaryOp::kPow, std::move(left),
                                           parse_unary(true));
@@ -629,7 +658,9 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
+    ChainGuard chain(*this);
     while (true) {
+      chain.link();
       if (is_op(".") || is_op("[")) {
         node = parse_subscript(std::move(node));
       } else if (is_op("(")) {
@@ -641,7 +672,9 @@ class Parser {
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
+    ChainGuard chain(*this);
     while (true) {
+      chain.link();
       if (is_op("|")) {
         auto filters = parse_filter_chain();
         for (auto& f : filters) {

@@ -88,6 +88,30 @@ TEST(ChatTemplateLimits, DeepSyntaxNestingIsRefused) {
   EXPECT_NE(error_of(blocks).message().find("nested"), std::string::npos);
 }
 
+TEST(ChatTemplateLimits, LongChainsAreRefused) {
+  // a+a+...+a parses into a tree as deep as the chain is long.
+  std::string sum = "{{ 1";
+  std::string filters = "{{ 'x'";
+  std::string attributes = "{{ x";
+  for (int i = 0; i < 5000; ++i) {
+    sum += " + 1";
+    filters += "|trim";
+    attributes += ".a";
+  }
+  for (const std::string& source : {sum, filters, attributes}) {
+    EXPECT_NE(error_of(source + " }}").message().find("nested"), std::string::npos);
+  }
+}
+
+TEST(ChatTemplateLimits, DeepEvaluationInsideRecursionStops) {
+  // Each recursive call sits in 60 nested lists, so 25 calls are 1500 nested evaluations: the
+  // evaluation depth limit ends it before the stack runs out (and before the call limit).
+  const std::string source = "{% macro f(n) %}{{ " + std::string(60, '[') + "f(n + 1)" +
+                             std::string(60, ']') + " }}{% endmacro %}{{ f(0) }}";
+  EXPECT_NE(error_of(source).message().find("evaluation nested more than"), std::string::npos)
+      << error_of(source).what();
+}
+
 TEST(ChatTemplateLimits, UnboundedMacroRecursionStops) {
   const TemplateError e = error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
   EXPECT_NE(e.message().find("nested more than"), std::string::npos) << e.what();
