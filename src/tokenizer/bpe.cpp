@@ -300,7 +300,7 @@ void BpeModel::merge_large(BpeScratch& s) const {
   const int32_t n = int32_t(sym.size());
   auto& prev = s.prev;
   auto& next = s.next;
-  auto& version = s.merged;  // reused: [n] bumped when the pair starting at i changes
+  auto& version = s.versions;  // [n] bumped when the pair starting at i changes
   prev.resize(size_t(n));
   next.resize(size_t(n));
   version.assign(size_t(n), 0);

@@ -39,6 +39,7 @@ struct BpeScratch {
   std::vector<uint32_t> ranks;
   std::vector<int32_t> merged;
   std::vector<int32_t> prev, next;
+  std::vector<uint32_t> versions;
   struct Candidate {  // a possible merge of the pair starting at `pos`
     uint32_t rank, pos, version;
     int32_t merged_id;

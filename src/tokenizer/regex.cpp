@@ -3,6 +3,8 @@
 
 #include <pcre2.h>
 
+#include <new>
+
 #include "util/error.h"
 
 namespace hwledger::tokenizer {
@@ -16,14 +18,27 @@ struct Regex::Code {
 namespace {
 
 // Match data holds only the overall match (our patterns use no capture groups that matter);
-// one per thread, so concurrent encodes share the compiled pattern and nothing else.
-pcre2_match_data* thread_match_data() {
-  struct Holder {
-    pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
-    ~Holder() { pcre2_match_data_free(data); }
-  };
-  thread_local Holder holder;
-  return holder.data;
+// one per thread, with a JIT stack that may grow to 1 MiB (the default 32 KiB on the machine
+// stack could run out on a pathological pattern from a tokenizer.json), so concurrent encodes
+// share the compiled pattern and nothing else.
+struct ThreadMatchState {
+  pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, nullptr);
+  ThreadMatchState() {
+    if (data == nullptr || context == nullptr) throw std::bad_alloc();
+    if (stack != nullptr) pcre2_jit_stack_assign(context, nullptr, stack);
+  }
+  ~ThreadMatchState() {
+    pcre2_jit_stack_free(stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(data);
+  }
+};
+
+ThreadMatchState& thread_match_state() {
+  thread_local ThreadMatchState state;
+  return state;
 }
 
 }  // namespace
@@ -48,11 +63,13 @@ Regex::Regex(std::string_view pattern, const std::string& what, bool literal) : 
 }
 
 bool Regex::find(std::string_view subject, size_t start, size_t& begin, size_t& end) const {
-  pcre2_match_data* match = thread_match_data();
+  ThreadMatchState& state = thread_match_state();
+  pcre2_match_data* match = state.data;
   auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
-  int rc = code_->jit ? pcre2_jit_match(code_->code, text, subject.size(), start, 0, match, nullptr)
-                      : pcre2_match(code_->code, text, subject.size(), start, PCRE2_NO_UTF_CHECK,
-                                    match, nullptr);
+  int rc = code_->jit
+               ? pcre2_jit_match(code_->code, text, subject.size(), start, 0, match, state.context)
+               : pcre2_match(code_->code, text, subject.size(), start, PCRE2_NO_UTF_CHECK, match,
+                             state.context);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   // rc == 0 means the ovector had no room for the groups; the overall match is still there.
   if (rc < 0) {
