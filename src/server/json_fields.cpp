@@ -13,8 +13,9 @@ Json parse_json_body(const std::string& body) {
   Json doc;
   try {
     doc = Json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 9: ...".
+  } catch (const nlohmann::json::exception& e) {
+    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 9: ..."
+    // (or out_of_range.406 for a number too large for a double).
     std::string what = e.what();
     const auto pos = what.find("] ");
     throw_invalid(fmt::format("the request body is not valid JSON: {}",
