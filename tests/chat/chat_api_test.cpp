@@ -41,6 +41,11 @@ TEST(ChatTemplateApi, OrderedJsonKeepsKeyOrder) {
   // ... while nlohmann::json has sorted the keys before the template sees them.
   EXPECT_EQ(render_chat(t, nlohmann::json::array(), nlohmann::json::parse(tools), false, "", ""),
             R"({"function": {"name": "f", "parameters": {}}, "type": "function"})");
+  // Ordered messages with no tools still take the ordered overload.
+  const ChatTemplate args("{{ messages[0].tool_calls[0].arguments|tojson }}");
+  const auto messages = nlohmann::ordered_json::parse(
+      R"([{"role": "assistant", "tool_calls": [{"arguments": {"z": 1, "a": 2}}]}])");
+  EXPECT_EQ(render_chat(args, messages, nullptr, false, "", ""), R"({"z": 1, "a": 2})");
   nlohmann::ordered_json context;
   context["tools"] = nlohmann::ordered_json::parse(tools);
   EXPECT_EQ(t.render(context),
