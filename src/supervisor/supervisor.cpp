@@ -91,6 +91,10 @@ class Supervisor::Impl {
   void send_health(double now);
   bool send_line(const json& message);
   void kill_engine(const std::string& reason);
+  // kill(2) of the engine only (a pid <= 0 would reach a whole group or every process).
+  void signal_engine(int sig) {
+    if (engine_ && engine_->child.pid > 0) ::kill(engine_->child.pid, sig);
+  }
   void read_engine(int fd, bool is_stdout, bool to_eof);
   void on_engine_line(std::string_view line);
   void reap(double now);
@@ -168,7 +172,7 @@ int Supervisor::Impl::run() {
   }
 
   if (engine_) {  // only when giving up with the engine somehow still there
-    ::kill(engine_->child.pid, SIGKILL);
+    signal_engine(SIGKILL);
     int status;
     ::waitpid(engine_->child.pid, &status, 0);
     close_pipes(engine_->child);
@@ -251,7 +255,7 @@ void Supervisor::Impl::send_health(double now) {
 void Supervisor::Impl::kill_engine(const std::string& reason) {
   if (!engine_ || engine_->killed) return;
   spdlog::error("engine pid {} {}: killing it (SIGKILL)", engine_->child.pid, reason);
-  ::kill(engine_->child.pid, SIGKILL);
+  signal_engine(SIGKILL);
   engine_->killed = true;
 }
 
@@ -380,7 +384,7 @@ void Supervisor::Impl::on_stop_signal(int sig, double now) {
   stop_deadline_ = now + options_.grace_s + 5;
   if (!engine_->killed &&
       !send_line({{"jsonrpc", "2.0"}, {"id", "shutdown"}, {"method", "shutdown"}})) {
-    ::kill(engine_->child.pid, SIGTERM);  // its stdin is gone or full: the signal drains it too
+    signal_engine(SIGTERM);  // its stdin is gone or full: the signal drains it too
   }
 }
 

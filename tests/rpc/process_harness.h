@@ -88,7 +88,17 @@ inline std::string cmdline_of(pid_t pid) {
 }
 
 inline bool process_exists(pid_t pid) {
-  return read_proc(pid).has_value();
+  return pid > 0 && read_proc(pid).has_value();
+}
+
+// kill(2) for one process only: a pid <= 0 would signal a process group or every process on the
+// machine, so it is refused (and fails the test) instead.
+inline void signal_process(pid_t pid, int sig) {
+  if (pid <= 0) {
+    ADD_FAILURE() << "refusing to send signal " << sig << " to pid " << pid;
+    return;
+  }
+  ::kill(pid, sig);
 }
 
 // Waits until `pred` holds or `timeout_s` passes; returns whether it held.
@@ -117,7 +127,7 @@ inline void expect_no_children(double timeout_s = 5) {
     names += " " + std::to_string(p.pid) + "(" + p.comm + "," + p.state + ")";
   EXPECT_TRUE(clean) << "processes left behind:" << names;
   for (const auto& p : left) {
-    ::kill(p.pid, SIGKILL);
+    signal_process(p.pid, SIGKILL);
     ::waitpid(p.pid, nullptr, 0);
   }
 }
@@ -143,14 +153,16 @@ class ChildProcess {
     envp.push_back(nullptr);
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       ::execve(args[0], args.data(), envp.data());
       ::_exit(127);
     }
+    pid_ = pid;
     ::close(in[0]);
     ::close(out[1]);
     ::close(err[1]);
@@ -161,8 +173,8 @@ class ChildProcess {
   }
 
   ~ChildProcess() {
-    if (!exited_) {
-      ::kill(pid_, SIGKILL);
+    if (!exited_ && pid_ > 0) {
+      signal_process(pid_, SIGKILL);
       wait(10);
     }
     close_stdin();
@@ -240,6 +252,7 @@ class ChildProcess {
   // The wait status once the process ended (reaping it), or nothing after `timeout_s`.
   std::optional<int> wait(double timeout_s) {
     if (exited_) return status_;
+    if (pid_ <= 0) return std::nullopt;
     auto start = Clock::now();
     for (;;) {
       int status;
@@ -253,7 +266,7 @@ class ChildProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  void signal(int sig) { ::kill(pid_, sig); }
+  void signal(int sig) { signal_process(pid_, sig); }
 
  private:
   void collect_stderr() {
@@ -302,7 +315,9 @@ class RpcPeer {
     json message = json::parse(*line, nullptr, false);
     EXPECT_TRUE(message.is_object())
         << "stdout line is not a JSON object: " << line->substr(0, 300);
-    if (message.is_object()) EXPECT_EQ(message.value("jsonrpc", ""), "2.0") << *line;
+    if (message.is_object()) {
+      EXPECT_EQ(message.value("jsonrpc", ""), "2.0") << *line;
+    }
     return message;
   }
 
@@ -395,6 +410,59 @@ inline std::string text_model_dir() {
   fs::rename(tmp, dir, ec);  // atomic: parallel tests either win or find it there
   if (ec) fs::remove_all(tmp);
   return dir.string();
+}
+
+// The demo model (`hwledger model synth --preset demo --seed 1`: 4 layers, hidden 256, context
+// 32768, the built-in tokenizer), made once per build tree. Slower per token than qwen3-tiny,
+// with a long context: its streams last long enough to be interrupted.
+inline std::string demo_model_for_tests() {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(HWLEDGER_BINARY_DIR) / "test-models" / "demo";
+  if (fs::exists(dir / "config.json")) return dir.string();
+  fs::path tmp = dir.string() + ".tmp" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  ChildProcess synth({hwledger_binary(), "model", "synth", "--preset", "demo", "--seed", "1",
+                      "--out", tmp.string()});
+  auto status = synth.wait(300);
+  EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << synth.log();
+  std::error_code ec;
+  fs::rename(tmp, dir, ec);  // atomic: parallel tests either win or find it there
+  if (ec) fs::remove_all(tmp);
+  return dir.string();
+}
+
+// The demo model without an end-of-sequence token (config, tokenizer_config and
+// generation_config name none): its generations always run to max_tokens, so a test can be sure
+// a stream is still going when it interrupts it. Folder name (and model id): "demo-noeos".
+inline std::string endless_model_for_tests() {
+  namespace fs = std::filesystem;
+  fs::path demo = demo_model_for_tests();
+  fs::path dir = fs::path(HWLEDGER_BINARY_DIR) / "test-models" / "demo-noeos";
+  if (fs::exists(dir / "config.json")) return dir.string();
+  fs::path tmp = dir.string() + ".tmp" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fs::create_symlink(demo / "model.safetensors", tmp / "model.safetensors");
+  fs::copy_file(demo / "tokenizer.json", tmp / "tokenizer.json");
+  json config = json::parse(std::ifstream(demo / "config.json"));
+  config["eos_token_id"] = nullptr;
+  std::ofstream(tmp / "config.json") << config.dump(2);
+  json tokenizer_config = json::parse(std::ifstream(demo / "tokenizer_config.json"));
+  tokenizer_config.erase("eos_token");
+  std::ofstream(tmp / "tokenizer_config.json") << tokenizer_config.dump(2);
+  std::error_code ec;
+  fs::rename(tmp, dir, ec);
+  if (ec) fs::remove_all(tmp);
+  return dir.string();
+}
+
+// Files of the SSD tier (one per block) in a cache folder.
+inline size_t ssd_block_files(const std::string& cache_dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(cache_dir, ec))
+    n += e.path().extension() == ".kvb";
+  return n;
 }
 
 // A fresh, empty folder under the build tree for one test.
