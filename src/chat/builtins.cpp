@@ -521,7 +521,6 @@ Value f_join(Interpreter& in, const Value& v, CallArgs& args) {
     } else {
       append_py_str(out, get_path(in, item, attribute));
     }
-    in.charge_bytes(0);
     if (out.size() > (size_t{1} << 31)) throw EvalError("joined string too large");
   }
   return in.new_string(std::move(out));
@@ -853,7 +852,7 @@ Value f_center(Interpreter& in, const Value& v, CallArgs& args) {
   const std::string_view s = str_of(v, storage);
   const int64_t length = static_cast<int64_t>(text::codepoint_count(s));
   if (width <= length) return in.new_string(std::string(s));
-  // Python's str.center puts the odd space on the left when the width is odd... as its C does:
+  // CPython's pad(): the extra space of an odd margin goes left when the width is odd.
   const int64_t margin = width - length;
   const int64_t left = margin / 2 + (margin & width & 1);
   return in.new_string(std::string(static_cast<size_t>(left), ' ') + std::string(s) +
