@@ -75,6 +75,11 @@ TEST_F(HttpErrors, MalformedJsonAndWrongTypes) {
   EXPECT_EQ(e["type"], "invalid_request_error");
   EXPECT_NE(message(e).find("not valid JSON"), std::string::npos) << message(e);
 
+  e = openai_error(server_->post_raw("/v1/chat/completions",
+                                     R"({"model": "scripted", "messages": [], "temperature": 1e999})", auth),
+                   400);
+  EXPECT_NE(message(e).find("number overflow"), std::string::npos) << message(e);
+
   Json body = kChat;
   body["temperature"] = "hot";
   e = openai_error(server_->post("/v1/chat/completions", body, auth), 400);
