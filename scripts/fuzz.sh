@@ -7,7 +7,7 @@ secs=${1:-30}
 dir=${2:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHWLEDGER_FUZZ=ON \
   -DHWLEDGER_TESTS=OFF -DHWLEDGER_BENCH=OFF >/dev/null
-cmake --build "$dir" -j"$(nproc)"
+cmake --build "$dir" --target fuzzers -j"$(nproc)"
 for bin in "$dir"/fuzz/*_fuzz; do
   name=$(basename "$bin")
   corpus="$dir/corpus-$name"
