@@ -285,10 +285,14 @@ void EngineService::run_on_control(Request request, std::function<json(const Req
 json EngineService::health() const {
   static const char* kStates[] = {"no_model", "loading", "ok"};
   State state = state_.load();
-  json model = nullptr, loading = nullptr;
+  json model = nullptr, loading = nullptr, scheduler = nullptr;
   {
     std::shared_lock lock(model_mutex_);
-    if (model_) model = model_->name();
+    if (model_) {
+      model = model_->name();
+      SchedulerStats stats = model_->scheduler().stats();  // HTTP requests included
+      scheduler = {{"running", stats.running}, {"queued", stats.queued}};
+    }
     loading = loading_name_;
   }
   json h = {{"status", draining_ ? "draining" : kStates[static_cast<int>(state)]},
@@ -296,6 +300,7 @@ json EngineService::health() const {
             {"version", options_.version},
             {"model", model},
             {"requests", live_requests()},
+            {"scheduler", scheduler},
             {"pid", static_cast<int64_t>(::getpid())}};
   if (state == State::Loading) h["loading"] = loading;
   return h;
@@ -409,11 +414,12 @@ void EngineService::load_at_start(const std::string& model,
   control_->post([this, model, on_loaded = std::move(on_loaded), on_failed = std::move(on_failed)] {
     try {
       load(model, options_.engine);
+      if (on_loaded) on_loaded(*model_);
     } catch (const RpcError& e) {
       if (on_failed) on_failed(e.data().value("reason", e.message()));
-      return;
+    } catch (const std::exception& e) {  // e.g. the HTTP server could not start
+      if (on_failed) on_failed(e.what());
     }
-    if (on_loaded) on_loaded(*model_);
   });
 }
 
