@@ -19,15 +19,16 @@ using namespace hwledger::server;
 class FuzzBackend final : public ServingBackend {
  public:
   FuzzBackend()
-      : tokenizer_(tokenizer::Tokenizer::from_json(tokenizer::demo_tokenizer_json(),
-                                                   tokenizer::demo_tokenizer_config_json(), "demo")),
+      : tokenizer_(tokenizer::Tokenizer::from_json(
+            tokenizer::demo_tokenizer_json(), tokenizer::demo_tokenizer_config_json(), "demo")),
         template_(tokenizer_.config().chat_template) {}
   const std::string& model_name() const override { return name_; }
   int64_t context_length() const override { return 512; }
   const tokenizer::Tokenizer* tokenizer() const override { return &tokenizer_; }
   const std::vector<int32_t>& stop_token_ids() const override { return stops_; }
   std::string chat_template_source() const override { return template_.source(); }
-  std::string render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools, bool add,
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& tools, bool add,
                           const nlohmann::ordered_json& extra) const override {
     return chat::render_chat_ordered(template_, messages, tools, add, "", "<|im_end|>", extra);
   }

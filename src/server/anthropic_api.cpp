@@ -11,7 +11,8 @@ namespace {
 
 std::string text_of_blocks(const Json& content, const std::string& field) {
   if (content.is_string()) return content.get<std::string>();
-  if (!content.is_array()) throw_type_error(field, "a string or an array of content blocks", content);
+  if (!content.is_array())
+    throw_type_error(field, "a string or an array of content blocks", content);
   std::string text;
   for (size_t b = 0; b < content.size(); ++b) {
     const Json& block = content[b];
@@ -19,7 +20,8 @@ std::string text_of_blocks(const Json& content, const std::string& field) {
     if (!block.is_object()) throw_type_error(name, "a content block object", block);
     const std::string type = get_string(block, "type", name).value_or("");
     if (type != "text")
-      throw_invalid(fmt::format("'{}' is a {} block; only text blocks are supported here", name, Json(type).dump()),
+      throw_invalid(fmt::format("'{}' is a {} block; only text blocks are supported here", name,
+                                Json(type).dump()),
                     name + ".type");
     auto t = get_string(block, "text", name);
     if (!t) throw_missing(name + ".text", "a string");
@@ -39,7 +41,8 @@ Json template_messages(const Json& body) {
   }
   const Json* messages = get_array(body, "messages");
   if (!messages) throw_missing("messages", "an array of messages");
-  if (messages->empty()) throw_invalid("'messages' is empty; at least one message is required", "messages");
+  if (messages->empty())
+    throw_invalid("'messages' is empty; at least one message is required", "messages");
   std::map<std::string, std::string> tool_names;  // tool_use id -> name
   for (size_t i = 0; i < messages->size(); ++i) {
     const Json& m = (*messages)[i];
@@ -48,16 +51,19 @@ Json template_messages(const Json& body) {
     auto role = get_string(m, "role", name);
     if (!role) throw_missing(name + ".role", "\"user\" or \"assistant\"");
     if (*role != "user" && *role != "assistant")
-      throw_invalid(fmt::format("'{}.role' must be \"user\" or \"assistant\", got {}", name, Json(*role).dump()),
+      throw_invalid(fmt::format("'{}.role' must be \"user\" or \"assistant\", got {}", name,
+                                Json(*role).dump()),
                     name + ".role");
     auto content_it = m.find("content");
-    if (content_it == m.end() || content_it->is_null()) throw_missing(name + ".content", "a string or an array of content blocks");
+    if (content_it == m.end() || content_it->is_null())
+      throw_missing(name + ".content", "a string or an array of content blocks");
     const Json& content = *content_it;
     if (content.is_string()) {
       out.push_back({{"role", *role}, {"content", content.get<std::string>()}});
       continue;
     }
-    if (!content.is_array()) throw_type_error(name + ".content", "a string or an array of content blocks", content);
+    if (!content.is_array())
+      throw_type_error(name + ".content", "a string or an array of content blocks", content);
 
     std::string text;
     Json tool_calls = Json::array();
@@ -73,22 +79,28 @@ Json template_messages(const Json& body) {
         if (!text.empty()) text += '\n';
         text += *t;
       } else if (*type == "tool_use") {
-        if (*role != "assistant") throw_invalid(fmt::format("'{}': tool_use blocks belong in assistant messages", bname), bname);
+        if (*role != "assistant")
+          throw_invalid(fmt::format("'{}': tool_use blocks belong in assistant messages", bname),
+                        bname);
         auto id = get_string(block, "id", bname);
         auto tname = get_string(block, "name", bname);
         if (!id) throw_missing(bname + ".id", "a string");
         if (!tname) throw_missing(bname + ".name", "a string");
         const Json* input = get_object(block, "input", bname);
         tool_names[*id] = *tname;
-        tool_calls.push_back({{"id", *id},
-                              {"type", "function"},
-                              {"function", {{"name", *tname}, {"arguments", input ? *input : Json::object()}}}});
+        tool_calls.push_back(
+            {{"id", *id},
+             {"type", "function"},
+             {"function", {{"name", *tname}, {"arguments", input ? *input : Json::object()}}}});
       } else if (*type == "tool_result") {
-        if (*role != "user") throw_invalid(fmt::format("'{}': tool_result blocks belong in user messages", bname), bname);
+        if (*role != "user")
+          throw_invalid(fmt::format("'{}': tool_result blocks belong in user messages", bname),
+                        bname);
         auto id = get_string(block, "tool_use_id", bname);
         if (!id) throw_missing(bname + ".tool_use_id", "the id of the tool_use block this answers");
         std::string result;
-        if (auto c = block.find("content"); c != block.end() && !c->is_null()) result = text_of_blocks(*c, bname + ".content");
+        if (auto c = block.find("content"); c != block.end() && !c->is_null())
+          result = text_of_blocks(*c, bname + ".content");
         if (get_bool(block, "is_error", bname).value_or(false)) result = "Error: " + result;
         Json tool = {{"role", "tool"}, {"tool_call_id", *id}, {"content", result}};
         if (tool_names.count(*id)) tool["name"] = tool_names[*id];
@@ -96,10 +108,12 @@ Json template_messages(const Json& body) {
       } else if (*type == "thinking" || *type == "redacted_thinking") {
         continue;  // earlier turns' reasoning is not shown to the model again
       } else {
-        throw_invalid(fmt::format("'{}' is a {} block, which this server does not support (text, tool_use and "
-                                  "tool_result only)",
-                                  bname, Json(*type).dump()),
-                      bname + ".type");
+        throw_invalid(
+            fmt::format(
+                "'{}' is a {} block, which this server does not support (text, tool_use and "
+                "tool_result only)",
+                bname, Json(*type).dump()),
+            bname + ".type");
       }
     }
     if (*role == "assistant") {
@@ -126,9 +140,10 @@ Json template_tools(const Json& body) {
     if (!tool.is_object()) throw_type_error(name, "a tool object", tool);
     const std::string type = get_string(tool, "type", name).value_or("custom");
     if (type != "custom")
-      throw_invalid(fmt::format("'{}.type' {} is not supported; only client tools (with input_schema) are", name,
-                                Json(type).dump()),
-                    name + ".type");
+      throw_invalid(
+          fmt::format("'{}.type' {} is not supported; only client tools (with input_schema) are",
+                      name, Json(type).dump()),
+          name + ".type");
     auto tname = get_string(tool, "name", name);
     if (!tname) throw_missing(name + ".name", "a string");
     const Json* schema = get_object(tool, "input_schema", name);
@@ -147,11 +162,14 @@ Json template_tools(const Json& body) {
       auto tname = get_string(*choice, "name", "tool_choice");
       if (!tname) throw_missing("tool_choice.name", "the name of one of the tools");
       if (std::find(names.begin(), names.end(), *tname) == names.end())
-        throw_invalid(fmt::format("'tool_choice.name' {} is not among the tools", Json(*tname).dump()), "tool_choice.name");
+        throw_invalid(
+            fmt::format("'tool_choice.name' {} is not among the tools", Json(*tname).dump()),
+            "tool_choice.name");
     } else if (*type != "auto" && *type != "any") {
-      throw_invalid(fmt::format("'tool_choice.type' must be \"auto\", \"any\", \"tool\" or \"none\", got {}",
-                                Json(*type).dump()),
-                    "tool_choice.type");
+      throw_invalid(
+          fmt::format("'tool_choice.type' must be \"auto\", \"any\", \"tool\" or \"none\", got {}",
+                      Json(*type).dump()),
+          "tool_choice.type");
     }
   }
   return out;
@@ -159,7 +177,8 @@ Json template_tools(const Json& body) {
 
 std::string model_of(const Json& body, const ServingBackend& backend) {
   auto model = get_string(body, "model");
-  if (!model) throw_missing("model", fmt::format("the served model's name, \"{}\"", backend.model_name()));
+  if (!model)
+    throw_missing("model", fmt::format("the served model's name, \"{}\"", backend.model_name()));
   check_model(*model, backend);
   return *model;
 }
@@ -185,17 +204,21 @@ class MessagesExchange final : public Exchange {
     check_range(s.temperature, 0, 1, "temperature");
     if (auto top_p = get_number(body, "top_p")) {
       if (!(*top_p > 0 && *top_p <= 1))
-        throw_invalid(fmt::format("'top_p' must be greater than 0 and at most 1, got {}", *top_p), "top_p");
+        throw_invalid(fmt::format("'top_p' must be greater than 0 and at most 1, got {}", *top_p),
+                      "top_p");
       s.top_p = static_cast<float>(*top_p);
     }
     if (auto top_k = get_integer(body, "top_k")) {
-      if (*top_k < 0) throw_invalid(fmt::format("'top_k' must be 0 (off) or positive, got {}", *top_k), "top_k");
+      if (*top_k < 0)
+        throw_invalid(fmt::format("'top_k' must be 0 (off) or positive, got {}", *top_k), "top_k");
       s.top_k = static_cast<int32_t>(std::min<int64_t>(*top_k, INT32_MAX));
     }
     plan_.stop_strings = parse_stop_strings(body, "stop_sequences");
     const Json tools = template_tools(body);
-    if (!tools.is_null()) plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
-    plan_.request.prompt = render_and_encode(backend, template_messages(body), tools, Json::object());
+    if (!tools.is_null())
+      plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
+    plan_.request.prompt =
+        render_and_encode(backend, template_messages(body), tools, Json::object());
     fit_context(plan_, backend, max_tokens, "max_tokens", "messages");
     plan_.request.stop_token_ids = backend.stop_token_ids();
   }
@@ -218,7 +241,9 @@ class MessagesExchange final : public Exchange {
                         {"cache_creation_input_tokens", 0},
                         {"cache_read_input_tokens", 0},
                         {"output_tokens", 0}};
-    return sse_event("message_start", {{"type", "message_start"}, {"message", std::move(message)}}) + stream_ping();
+    return sse_event("message_start",
+                     {{"type", "message_start"}, {"message", std::move(message)}}) +
+           stream_ping();
   }
 
   std::string stream_events(const std::vector<OutputEvent>& events, const Reply&) override {
@@ -227,40 +252,49 @@ class MessagesExchange final : public Exchange {
       if (text.empty()) return;
       if (open_ != Block::Text) {
         close_block(out);
-        out += sse_event("content_block_start", {{"type", "content_block_start"},
-                                                 {"index", index_},
-                                                 {"content_block", {{"type", "text"}, {"text", ""}}}});
+        out +=
+            sse_event("content_block_start", {{"type", "content_block_start"},
+                                              {"index", index_},
+                                              {"content_block", {{"type", "text"}, {"text", ""}}}});
         open_ = Block::Text;
       }
-      out += sse_event("content_block_delta", {{"type", "content_block_delta"},
-                                               {"index", index_},
-                                               {"delta", {{"type", "text_delta"}, {"text", text}}}});
+      out +=
+          sse_event("content_block_delta", {{"type", "content_block_delta"},
+                                            {"index", index_},
+                                            {"delta", {{"type", "text_delta"}, {"text", text}}}});
       text.clear();
     };
     for (const OutputEvent& e : events) {
       switch (e.kind) {
-        case OutputEvent::Kind::Content: text += e.text; break;
+        case OutputEvent::Kind::Content:
+          text += e.text;
+          break;
         case OutputEvent::Kind::ToolStart:
           flush_text();
           close_block(out);
-          out += sse_event("content_block_start",
-                           {{"type", "content_block_start"},
-                            {"index", index_},
-                            {"content_block", {{"type", "tool_use"}, {"id", e.id}, {"name", e.text}, {"input", Json::object()}}}});
+          out += sse_event("content_block_start", {{"type", "content_block_start"},
+                                                   {"index", index_},
+                                                   {"content_block",
+                                                    {{"type", "tool_use"},
+                                                     {"id", e.id},
+                                                     {"name", e.text},
+                                                     {"input", Json::object()}}}});
           open_ = Block::ToolUse;
           break;
         case OutputEvent::Kind::ToolArguments:
           flush_text();
           if (open_ == Block::ToolUse)
-            out += sse_event("content_block_delta", {{"type", "content_block_delta"},
-                                                     {"index", index_},
-                                                     {"delta", {{"type", "input_json_delta"}, {"partial_json", e.text}}}});
+            out += sse_event("content_block_delta",
+                             {{"type", "content_block_delta"},
+                              {"index", index_},
+                              {"delta", {{"type", "input_json_delta"}, {"partial_json", e.text}}}});
           break;
         case OutputEvent::Kind::ToolEnd:
           flush_text();
           close_block(out);
           break;
-        case OutputEvent::Kind::Logprob: break;
+        case OutputEvent::Kind::Logprob:
+          break;
       }
     }
     flush_text();
@@ -271,7 +305,9 @@ class MessagesExchange final : public Exchange {
     std::string out;
     close_block(out);
     Json delta = {{"stop_reason", stop_reason(reply)}, {"stop_sequence", stop_sequence(reply)}};
-    out += sse_event("message_delta", {{"type", "message_delta"}, {"delta", delta}, {"usage", usage_json(reply.result())}});
+    out += sse_event(
+        "message_delta",
+        {{"type", "message_delta"}, {"delta", delta}, {"usage", usage_json(reply.result())}});
     out += sse_event("message_stop", {{"type", "message_stop"}});
     return out;
   }
@@ -288,7 +324,10 @@ class MessagesExchange final : public Exchange {
     for (const ToolCallOut& call : reply.tool_calls()) {
       Json input = Json::parse(call.arguments, nullptr, false);
       if (input.is_discarded() || !input.is_object()) input = Json::object();
-      content.push_back({{"type", "tool_use"}, {"id", call.id}, {"name", call.name}, {"input", std::move(input)}});
+      content.push_back({{"type", "tool_use"},
+                         {"id", call.id},
+                         {"name", call.name},
+                         {"input", std::move(input)}});
     }
     Json body;
     body["id"] = id_;
@@ -314,14 +353,18 @@ class MessagesExchange final : public Exchange {
 
   static std::string stop_reason(const Reply& reply) {
     switch (reply.result().reason) {
-      case StopReason::Eos: return reply.tool_calls().empty() ? "end_turn" : "tool_use";
-      case StopReason::Stop: return reply.stop_sequence().empty() ? "end_turn" : "stop_sequence";
-      default: return "max_tokens";
+      case StopReason::Eos:
+        return reply.tool_calls().empty() ? "end_turn" : "tool_use";
+      case StopReason::Stop:
+        return reply.stop_sequence().empty() ? "end_turn" : "stop_sequence";
+      default:
+        return "max_tokens";
     }
   }
 
   static Json stop_sequence(const Reply& reply) {
-    if (reply.result().reason == StopReason::Stop && !reply.stop_sequence().empty()) return reply.stop_sequence();
+    if (reply.result().reason == StopReason::Stop && !reply.stop_sequence().empty())
+      return reply.stop_sequence();
     return nullptr;
   }
 
@@ -334,13 +377,15 @@ class MessagesExchange final : public Exchange {
 
 }  // namespace
 
-std::unique_ptr<Exchange> anthropic_messages_exchange(const Json& body, const ServingBackend& backend) {
+std::unique_ptr<Exchange> anthropic_messages_exchange(const Json& body,
+                                                      const ServingBackend& backend) {
   return std::make_unique<MessagesExchange>(body, backend);
 }
 
 std::string anthropic_count_tokens_body(const Json& body, const ServingBackend& backend) {
   model_of(body, backend);
-  const std::vector<int32_t> ids = render_and_encode(backend, template_messages(body), template_tools(body), Json::object());
+  const std::vector<int32_t> ids =
+      render_and_encode(backend, template_messages(body), template_tools(body), Json::object());
   return dump({{"input_tokens", ids.size()}});
 }
 

@@ -43,12 +43,15 @@ class Exchange {
 
 // OpenAI
 std::unique_ptr<Exchange> openai_chat_exchange(const Json& body, const ServingBackend& backend);
-std::unique_ptr<Exchange> openai_completion_exchange(const Json& body, const ServingBackend& backend);
+std::unique_ptr<Exchange> openai_completion_exchange(const Json& body,
+                                                     const ServingBackend& backend);
 std::string openai_models_body(const ServingBackend& backend, int64_t created_unix);
-std::string openai_model_body(const ServingBackend& backend, const std::string& id, int64_t created_unix);
+std::string openai_model_body(const ServingBackend& backend, const std::string& id,
+                              int64_t created_unix);
 
 // Anthropic
-std::unique_ptr<Exchange> anthropic_messages_exchange(const Json& body, const ServingBackend& backend);
+std::unique_ptr<Exchange> anthropic_messages_exchange(const Json& body,
+                                                      const ServingBackend& backend);
 std::string anthropic_count_tokens_body(const Json& body, const ServingBackend& backend);
 
 // ---- shared by both APIs (api_common.cpp) ----------------------------------------------------
@@ -58,12 +61,13 @@ void check_model(const std::string& model, const ServingBackend& backend);
 // 400 when the server has no tokenizer for text requests.
 const tokenizer::Tokenizer& require_tokenizer(const ServingBackend& backend);
 // Template rendering + encoding; template errors become 400s.
-std::vector<int32_t> render_and_encode(const ServingBackend& backend, const Json& messages, const Json& tools,
-                                       const Json& extra);
+std::vector<int32_t> render_and_encode(const ServingBackend& backend, const Json& messages,
+                                       const Json& tools, const Json& extra);
 // Sets request.max_tokens: `max_tokens` when given (400 when prompt + it exceed the context),
 // else what the context leaves. 400 for a prompt that fills the context by itself.
-void fit_context(GenerationPlan& plan, const ServingBackend& backend, std::optional<int64_t> max_tokens,
-                 const std::string& max_tokens_field, const std::string& prompt_field);
+void fit_context(GenerationPlan& plan, const ServingBackend& backend,
+                 std::optional<int64_t> max_tokens, const std::string& max_tokens_field,
+                 const std::string& prompt_field);
 // `stop`-style field: a string or an array of strings.
 std::vector<std::string> parse_stop_strings(const Json& body, const std::string& key);
 // A chat message's content as templates want it: a string (text parts joined).
@@ -71,7 +75,7 @@ std::string content_text(const Json& content, const std::string& field);
 int64_t unix_now();
 // Serializes for the wire (invalid UTF-8 replaced, never thrown).
 std::string dump(const Json& value);
-std::string sse_data(const Json& value);                         // "data: {...}\n\n"
+std::string sse_data(const Json& value);                            // "data: {...}\n\n"
 std::string sse_event(const std::string& name, const Json& value);  // "event: x\ndata: {...}\n\n"
 
 }  // namespace hwledger::server

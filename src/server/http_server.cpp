@@ -35,7 +35,9 @@ class ConnectionPool final : public httplib::TaskQueue {
   static constexpr int kSpareThreads = 4;
 
   ConnectionPool(int max_connections, Metrics& metrics)
-      : max_(max_connections), metrics_(metrics), pool_(static_cast<size_t>(max_connections + kSpareThreads)) {}
+      : max_(max_connections),
+        metrics_(metrics),
+        pool_(static_cast<size_t>(max_connections + kSpareThreads)) {}
 
   void enqueue(std::function<void()> fn) override {
     pool_.enqueue([this, fn = std::move(fn)] {
@@ -63,13 +65,22 @@ class Listener final : public httplib::Server {
   int socket() const { return svr_sock_; }
 };
 
-bool is_anthropic_path(const std::string& path) { return path.rfind("/v1/messages", 0) == 0; }
+bool is_anthropic_path(const std::string& path) {
+  return path.rfind("/v1/messages", 0) == 0;
+}
 
-ApiFlavor flavor_of(const std::string& path) { return is_anthropic_path(path) ? ApiFlavor::Anthropic : ApiFlavor::OpenAI; }
+ApiFlavor flavor_of(const std::string& path) {
+  return is_anthropic_path(path) ? ApiFlavor::Anthropic : ApiFlavor::OpenAI;
+}
 
 std::string route_label(const std::string& path) {
-  static const char* const kRoutes[] = {"/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions",
-                                        "/v1/messages", "/v1/messages/count_tokens"};
+  static const char* const kRoutes[] = {"/health",
+                                        "/metrics",
+                                        "/v1/models",
+                                        "/v1/completions",
+                                        "/v1/chat/completions",
+                                        "/v1/messages",
+                                        "/v1/messages/count_tokens"};
   for (const char* r : kRoutes)
     if (path == r) return r;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
@@ -85,11 +96,14 @@ void write_error(Response& res, const ApiError& error, ApiFlavor flavor) {
 // Constant-time comparison: the key must not leak through timing.
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
   return diff == 0;
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 }  // namespace
 
@@ -113,7 +127,8 @@ struct HttpServer::Impl {
   std::map<std::string, std::shared_ptr<GenerationSession>> live;  // generations in flight
 
   Impl(ServingBackend& b, const ServerOptions& o) : backend(b), opts(o) {
-    if (opts.max_connections < 1) fail_input("max_connections must be at least 1 (got {})", opts.max_connections);
+    if (opts.max_connections < 1)
+      fail_input("max_connections must be at least 1 (got {})", opts.max_connections);
     if (opts.max_body_bytes < 1) fail_input("max_body_bytes must be positive");
     setup();
   }
@@ -134,57 +149,69 @@ struct HttpServer::Impl {
     svr.set_logger([this](const Request& req, const Response& res) {
       metrics.count_request(route_label(req.path), res.status);
     });
-    // cpp-httplib's own refusals (unknown route, oversized or malformed request) in each API's shape.
-    svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req, Response& res) {
+    // cpp-httplib's own refusals (unknown route, oversized or malformed request) in each API's
+    // shape.
+    svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req,
+                                                                      Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
       const ApiFlavor flavor = flavor_of(req.path);
       switch (res.status) {
         case 404:
-          write_error(res, ApiError(ErrorKind::NotFound, fmt::format("no route for {} {}", req.method, req.path)), flavor);
+          write_error(res,
+                      ApiError(ErrorKind::NotFound,
+                               fmt::format("no route for {} {}", req.method, req.path)),
+                      flavor);
           break;
         case 413:
-          write_error(res,
-                      ApiError(ErrorKind::RequestTooLarge,
-                               fmt::format("the request body is larger than the server's limit of {} bytes",
-                                           opts.max_body_bytes)),
-                      flavor);
+          write_error(
+              res,
+              ApiError(ErrorKind::RequestTooLarge,
+                       fmt::format("the request body is larger than the server's limit of {} bytes",
+                                   opts.max_body_bytes)),
+              flavor);
           break;
         case 400:
           write_error(res, ApiError(ErrorKind::InvalidRequest, "malformed HTTP request"), flavor);
           break;
         default: {
           const int status = res.status;
-          write_error(res, ApiError(ErrorKind::Internal, fmt::format("HTTP error {}", status)), flavor);
+          write_error(res, ApiError(ErrorKind::Internal, fmt::format("HTTP error {}", status)),
+                      flavor);
           res.status = status;
         }
       }
       return httplib::Server::HandlerResponse::Handled;
     }));
-    svr.set_exception_handler([](const Request& req, Response& res, std::exception_ptr ep) {  // NOLINT
-      std::string what = "unknown error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      spdlog::error("{} {}: {}", req.method, req.path, what);
-      write_error(res, ApiError(ErrorKind::Internal, "internal error: " + what), flavor_of(req.path));
-    });
+    svr.set_exception_handler(
+        [](const Request& req, Response& res, std::exception_ptr ep) {  // NOLINT
+          std::string what = "unknown error";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          spdlog::error("{} {}: {}", req.method, req.path, what);
+          write_error(res, ApiError(ErrorKind::Internal, "internal error: " + what),
+                      flavor_of(req.path));
+        });
 
     svr.Get("/health", [this](const Request&, Response& res) {
       res.set_content(dump(health()), "application/json");
     });
     svr.Get("/metrics", [this](const Request& req, Response& res) {
-      guarded(req, res, ApiFlavor::OpenAI, [&] { res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8"); });
+      guarded(req, res, ApiFlavor::OpenAI,
+              [&] { res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8"); });
     });
     svr.Get("/v1/models", [this](const Request& req, Response& res) {
-      guarded(req, res, ApiFlavor::OpenAI,
-              [&] { res.set_content(openai_models_body(backend, created_unix), "application/json"); });
+      guarded(req, res, ApiFlavor::OpenAI, [&] {
+        res.set_content(openai_models_body(backend, created_unix), "application/json");
+      });
     });
     svr.Get(R"(/v1/models/(.+))", [this](const Request& req, Response& res) {
       guarded(req, res, ApiFlavor::OpenAI, [&] {
-        res.set_content(openai_model_body(backend, req.matches[1].str(), created_unix), "application/json");
+        res.set_content(openai_model_body(backend, req.matches[1].str(), created_unix),
+                        "application/json");
       });
     });
     svr.Post("/v1/chat/completions", [this](const Request& req, Response& res) {
@@ -211,7 +238,8 @@ struct HttpServer::Impl {
       if (tl_over_capacity) {
         res.set_header("Connection", "close");
         throw ApiError(ErrorKind::Overloaded,
-                       fmt::format("too many connections: this server takes {} at once", opts.max_connections));
+                       fmt::format("too many connections: this server takes {} at once",
+                                   opts.max_connections));
       }
       check_key(req);
       fn();
@@ -228,9 +256,10 @@ struct HttpServer::Impl {
       if (auth.rfind("Bearer ", 0) == 0) given = auth.substr(7);
     }
     if (given.empty())
-      throw ApiError(ErrorKind::Authentication,
-                     "missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'", {},
-                     "invalid_api_key");
+      throw ApiError(
+          ErrorKind::Authentication,
+          "missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'", {},
+          "invalid_api_key");
     if (!same_secret(given, opts.api_key))
       throw ApiError(ErrorKind::Authentication, "invalid API key", {}, "invalid_api_key");
   }
@@ -246,8 +275,9 @@ struct HttpServer::Impl {
       const GenerationPlan& plan = exchange->plan();
       GenerateRequest request = plan.request;
       request.id = fmt::format("http-{}", ++next_id);
-      auto session = std::make_shared<GenerationSession>(request.id, *backend.tokenizer(), plan.stop_strings,
-                                                         plan.want_logprobs, metrics, arrival);
+      auto session =
+          std::make_shared<GenerationSession>(request.id, *backend.tokenizer(), plan.stop_strings,
+                                              plan.want_logprobs, metrics, arrival);
       enlist(session);
       if (!backend.submit(std::move(request), session)) {
         delist(session->id());
@@ -256,7 +286,8 @@ struct HttpServer::Impl {
       }
       auto reply = std::make_shared<Reply>(plan.tool_format, exchange->tool_id_prefix());
       const Clock::time_point deadline =
-          arrival + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.request_timeout_s));
+          arrival + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(opts.request_timeout_s));
       if (plan.stream)
         stream(res, exchange, session, reply, deadline);
       else
@@ -280,8 +311,9 @@ struct HttpServer::Impl {
 
   // Non-streaming: wait here (the connection's thread) for the whole answer, watching for the
   // client leaving and the deadline.
-  void respond(const Request& req, Response& res, Exchange& exchange, const std::shared_ptr<GenerationSession>& session,
-               Reply& reply, Clock::time_point deadline) {
+  void respond(const Request& req, Response& res, Exchange& exchange,
+               const std::shared_ptr<GenerationSession>& session, Reply& reply,
+               Clock::time_point deadline) {
     struct Delist {
       Impl& impl;
       std::string id;
@@ -312,7 +344,8 @@ struct HttpServer::Impl {
       throw ApiError(ErrorKind::Internal, "the generation failed: " + reply.result().error);
     if (timed_out)
       throw ApiError(ErrorKind::Timeout,
-                     fmt::format("the generation did not finish within the request timeout of {} s", opts.request_timeout_s));
+                     fmt::format("the generation did not finish within the request timeout of {} s",
+                                 opts.request_timeout_s));
     res.set_content(exchange.response_body(reply), "application/json");
   }
 
@@ -320,11 +353,16 @@ struct HttpServer::Impl {
     if (timed_out) return "timeout";
     if (disconnected) return "client_disconnect";
     switch (reply.result().reason) {
-      case StopReason::Eos: return "eos";
-      case StopReason::Length: return "length";
-      case StopReason::Stop: return "stop";
-      case StopReason::Cancelled: return "cancelled";
-      case StopReason::Error: return "error";
+      case StopReason::Eos:
+        return "eos";
+      case StopReason::Length:
+        return "length";
+      case StopReason::Stop:
+        return "stop";
+      case StopReason::Cancelled:
+        return "cancelled";
+      case StopReason::Error:
+        return "error";
     }
     return "other";
   }
@@ -368,11 +406,13 @@ struct HttpServer::Impl {
         if (reply->done()) {
           std::string end;
           if (reply->result().reason == StopReason::Error)
-            end = exchange->stream_error(ApiError(ErrorKind::Internal, "the generation failed: " + reply->result().error));
-          else if (timed_out)
             end = exchange->stream_error(
-                ApiError(ErrorKind::Timeout, fmt::format("the generation did not finish within the request timeout of {} s",
-                                                         impl.opts.request_timeout_s)));
+                ApiError(ErrorKind::Internal, "the generation failed: " + reply->result().error));
+          else if (timed_out)
+            end = exchange->stream_error(ApiError(
+                ErrorKind::Timeout,
+                fmt::format("the generation did not finish within the request timeout of {} s",
+                            impl.opts.request_timeout_s)));
           else
             end = exchange->stream_end(*reply);
           impl.metrics.count_finish(finish_label(*reply, timed_out, false));
@@ -404,9 +444,11 @@ struct HttpServer::Impl {
     }
   };
 
-  void stream(Response& res, std::shared_ptr<Exchange> exchange, std::shared_ptr<GenerationSession> session,
-              std::shared_ptr<Reply> reply, Clock::time_point deadline) {
-    auto state = std::make_shared<Stream>(Stream{*this, std::move(exchange), std::move(session), std::move(reply), deadline});
+  void stream(Response& res, std::shared_ptr<Exchange> exchange,
+              std::shared_ptr<GenerationSession> session, std::shared_ptr<Reply> reply,
+              Clock::time_point deadline) {
+    auto state = std::make_shared<Stream>(
+        Stream{*this, std::move(exchange), std::move(session), std::move(reply), deadline});
     res.status = 200;
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
@@ -471,7 +513,8 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ModelContext& model, const ServerOptions& options) : owned_backend_(make_model_backend(model)) {
+HttpServer::HttpServer(ModelContext& model, const ServerOptions& options)
+    : owned_backend_(make_model_backend(model)) {
   impl_ = std::make_unique<Impl>(*owned_backend_, options);
 }
 
@@ -493,11 +536,23 @@ void HttpServer::serve() {
   impl_->run();
 }
 
-int HttpServer::bind() { return impl_->bind(); }
-int HttpServer::bound_port() const { return impl_->port; }
-bool HttpServer::is_running() const { return impl_->svr.is_running(); }
-void HttpServer::stop(double drain_timeout_s) { impl_->stop(drain_timeout_s); }
-nlohmann::json HttpServer::health() const { return impl_->health(); }
-std::string HttpServer::metrics_text() const { return impl_->metrics_text(); }
+int HttpServer::bind() {
+  return impl_->bind();
+}
+int HttpServer::bound_port() const {
+  return impl_->port;
+}
+bool HttpServer::is_running() const {
+  return impl_->svr.is_running();
+}
+void HttpServer::stop(double drain_timeout_s) {
+  impl_->stop(drain_timeout_s);
+}
+nlohmann::json HttpServer::health() const {
+  return impl_->health();
+}
+std::string HttpServer::metrics_text() const {
+  return impl_->metrics_text();
+}
 
 }  // namespace hwledger::server

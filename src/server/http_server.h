@@ -20,14 +20,14 @@ namespace hwledger::server {
 class ServingBackend;
 
 struct ServerOptions {
-  std::string api_key;                // "": no authentication
-  size_t max_body_bytes = 8u << 20;   // larger request bodies get 413
-  int max_connections = 64;           // connections beyond this get 503 and are closed
-  double request_timeout_s = 600;     // a generation running longer is cancelled
-  double idle_timeout_s = 60;         // an idle keep-alive connection is closed after this
+  std::string api_key;               // "": no authentication
+  size_t max_body_bytes = 8u << 20;  // larger request bodies get 413
+  int max_connections = 64;          // connections beyond this get 503 and are closed
+  double request_timeout_s = 600;    // a generation running longer is cancelled
+  double idle_timeout_s = 60;        // an idle keep-alive connection is closed after this
   std::string host = "127.0.0.1";
-  int port = 8000;                    // serve(): 0 picks a free port (see bound_port())
-  double ping_interval_s = 1.0;       // keep-alive comment / Anthropic ping after this silence
+  int port = 8000;               // serve(): 0 picks a free port (see bound_port())
+  double ping_interval_s = 1.0;  // keep-alive comment / Anthropic ping after this silence
 };
 
 class HttpServer {

@@ -24,10 +24,14 @@ std::string field_name(std::string_view parent, size_t index);
 
 // Accessors return nullopt when the key is absent or null; a value of another type is a 400
 // naming `parent.key`.
-std::optional<std::string> get_string(const Json& object, std::string_view key, std::string_view parent = {});
-std::optional<double> get_number(const Json& object, std::string_view key, std::string_view parent = {});
-std::optional<int64_t> get_integer(const Json& object, std::string_view key, std::string_view parent = {});
-std::optional<bool> get_bool(const Json& object, std::string_view key, std::string_view parent = {});
+std::optional<std::string> get_string(const Json& object, std::string_view key,
+                                      std::string_view parent = {});
+std::optional<double> get_number(const Json& object, std::string_view key,
+                                 std::string_view parent = {});
+std::optional<int64_t> get_integer(const Json& object, std::string_view key,
+                                   std::string_view parent = {});
+std::optional<bool> get_bool(const Json& object, std::string_view key,
+                             std::string_view parent = {});
 // Pointers into `object` (null when absent or null).
 const Json* get_array(const Json& object, std::string_view key, std::string_view parent = {});
 const Json* get_object(const Json& object, std::string_view key, std::string_view parent = {});
@@ -35,7 +39,8 @@ const Json* get_object(const Json& object, std::string_view key, std::string_vie
 // 400 "'name' must be between lo and hi, got v" unless lo <= v <= hi.
 void check_range(double value, double lo, double hi, std::string_view name);
 
-[[noreturn]] void throw_type_error(std::string_view name, std::string_view expected, const Json& got);
+[[noreturn]] void throw_type_error(std::string_view name, std::string_view expected,
+                                   const Json& got);
 [[noreturn]] void throw_missing(std::string_view name, std::string_view expected);
 
 }  // namespace hwledger::server

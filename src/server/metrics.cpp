@@ -6,13 +6,16 @@ namespace hwledger::server {
 
 namespace {
 
-std::string number(double v) { return fmt::format("{}", v); }
+std::string number(double v) {
+  return fmt::format("{}", v);
+}
 
 void header(std::string& out, const std::string& name, const char* type, const std::string& help) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-void sample(std::string& out, const std::string& name, double value, const std::string& labels = {}) {
+void sample(std::string& out, const std::string& name, double value,
+            const std::string& labels = {}) {
   out += name;
   if (!labels.empty()) out += "{" + labels + "}";
   out += " " + number(value) + "\n";
@@ -66,11 +69,13 @@ void Metrics::count_finish(const std::string& reason) {
   ++finishes_[reason];
 }
 
-std::string Metrics::render(const SchedulerStats& sched, const std::vector<TierStats>& kv, double uptime_s) const {
+std::string Metrics::render(const SchedulerStats& sched, const std::vector<TierStats>& kv,
+                            double uptime_s) const {
   std::string out;
   {
     std::lock_guard lock(mu_);
-    header(out, "hwledger_http_requests_total", "counter", "HTTP requests answered, by route and status");
+    header(out, "hwledger_http_requests_total", "counter",
+           "HTTP requests answered, by route and status");
     for (const auto& [key, n] : requests_)
       sample(out, "hwledger_http_requests_total", static_cast<double>(n),
              fmt::format("route=\"{}\",status=\"{}\"", key.first, key.second));
@@ -79,29 +84,39 @@ std::string Metrics::render(const SchedulerStats& sched, const std::vector<TierS
     header(out, "hwledger_cached_prompt_tokens_total", "counter",
            "prompt tokens restored from the KV cache instead of computed");
     sample(out, "hwledger_cached_prompt_tokens_total", static_cast<double>(cached_tokens_));
-    header(out, "hwledger_generated_tokens_total", "counter", "tokens generated for finished generations");
+    header(out, "hwledger_generated_tokens_total", "counter",
+           "tokens generated for finished generations");
     sample(out, "hwledger_generated_tokens_total", static_cast<double>(generated_tokens_));
-    header(out, "hwledger_generations_finished_total", "counter", "finished generations by finish reason");
+    header(out, "hwledger_generations_finished_total", "counter",
+           "finished generations by finish reason");
     for (const auto& [reason, n] : finishes_)
-      sample(out, "hwledger_generations_finished_total", static_cast<double>(n), fmt::format("reason=\"{}\"", reason));
+      sample(out, "hwledger_generations_finished_total", static_cast<double>(n),
+             fmt::format("reason=\"{}\"", reason));
   }
   time_to_first_token.render(out, "hwledger_time_to_first_token_seconds",
                              "time from request arrival to the first generated token");
   inter_token_latency.render(out, "hwledger_inter_token_latency_seconds",
                              "time between consecutive generated tokens of a request");
-  request_duration.render(out, "hwledger_request_duration_seconds", "time from request arrival to its last token");
+  request_duration.render(out, "hwledger_request_duration_seconds",
+                          "time from request arrival to its last token");
 
-  header(out, "hwledger_client_disconnects_total", "counter", "generations cancelled because the client went away");
+  header(out, "hwledger_client_disconnects_total", "counter",
+         "generations cancelled because the client went away");
   sample(out, "hwledger_client_disconnects_total", static_cast<double>(client_disconnects.load()));
-  header(out, "hwledger_request_timeouts_total", "counter", "generations cancelled by the request timeout");
+  header(out, "hwledger_request_timeouts_total", "counter",
+         "generations cancelled by the request timeout");
   sample(out, "hwledger_request_timeouts_total", static_cast<double>(request_timeouts.load()));
-  header(out, "hwledger_queue_rejections_total", "counter", "requests refused because the scheduler queue was full");
+  header(out, "hwledger_queue_rejections_total", "counter",
+         "requests refused because the scheduler queue was full");
   sample(out, "hwledger_queue_rejections_total", static_cast<double>(queue_rejections.load()));
   header(out, "hwledger_http_connections", "gauge", "open HTTP connections");
   sample(out, "hwledger_http_connections", static_cast<double>(connections_open.load()));
-  header(out, "hwledger_http_connections_rejected_total", "counter", "connections refused beyond the connection cap");
-  sample(out, "hwledger_http_connections_rejected_total", static_cast<double>(connections_rejected.load()));
-  header(out, "hwledger_http_generations_active", "gauge", "generations the HTTP server is waiting on");
+  header(out, "hwledger_http_connections_rejected_total", "counter",
+         "connections refused beyond the connection cap");
+  sample(out, "hwledger_http_connections_rejected_total",
+         static_cast<double>(connections_rejected.load()));
+  header(out, "hwledger_http_generations_active", "gauge",
+         "generations the HTTP server is waiting on");
   sample(out, "hwledger_http_generations_active", static_cast<double>(generations_active.load()));
 
   header(out, "hwledger_queue_depth", "gauge", "requests waiting for a scheduler slot");
@@ -110,8 +125,10 @@ std::string Metrics::render(const SchedulerStats& sched, const std::vector<TierS
   sample(out, "hwledger_running_sequences", static_cast<double>(sched.running));
   header(out, "hwledger_scheduler_requests_total", "counter", "requests the scheduler admitted");
   sample(out, "hwledger_scheduler_requests_total", static_cast<double>(sched.requests_total));
-  header(out, "hwledger_scheduler_requests_rejected_total", "counter", "requests the scheduler refused");
-  sample(out, "hwledger_scheduler_requests_rejected_total", static_cast<double>(sched.requests_rejected));
+  header(out, "hwledger_scheduler_requests_rejected_total", "counter",
+         "requests the scheduler refused");
+  sample(out, "hwledger_scheduler_requests_rejected_total",
+         static_cast<double>(sched.requests_rejected));
 
   static const char* const kTiers[] = {"working", "ram", "ssd"};
   struct Field {
@@ -145,7 +162,8 @@ std::string Metrics::render(const SchedulerStats& sched, const std::vector<TierS
   if (!kv.empty()) {
     for (const Field& f : kFields) {
       header(out, f.name, f.type, f.help);
-      for (size_t t = 0; t < kv.size() && t < 3; ++t) sample(out, f.name, f.get(kv[t]), fmt::format("tier=\"{}\"", kTiers[t]));
+      for (size_t t = 0; t < kv.size() && t < 3; ++t)
+        sample(out, f.name, f.get(kv[t]), fmt::format("tier=\"{}\"", kTiers[t]));
     }
   }
   header(out, "hwledger_uptime_seconds", "gauge", "seconds since the server started");

@@ -35,18 +35,19 @@ class Metrics {
   void count_tokens(int64_t prompt, int64_t cached, int64_t generated);
   void count_finish(const std::string& reason);  // "stop", "length", "cancelled", ...
 
-  Histogram time_to_first_token;   // seconds from request arrival to the first token
-  Histogram inter_token_latency;   // seconds between consecutive tokens of one request
-  Histogram request_duration;      // seconds from arrival to the last event of a generation
+  Histogram time_to_first_token;  // seconds from request arrival to the first token
+  Histogram inter_token_latency;  // seconds between consecutive tokens of one request
+  Histogram request_duration;     // seconds from arrival to the last event of a generation
 
   std::atomic<int64_t> client_disconnects{0};  // generations cancelled because the client left
   std::atomic<int64_t> request_timeouts{0};
-  std::atomic<int64_t> queue_rejections{0};     // 503/529 for a full scheduler queue
+  std::atomic<int64_t> queue_rejections{0};  // 503/529 for a full scheduler queue
   std::atomic<int64_t> connections_open{0};
   std::atomic<int64_t> connections_rejected{0};  // beyond max_connections
   std::atomic<int64_t> generations_active{0};
 
-  std::string render(const SchedulerStats& sched, const std::vector<TierStats>& kv, double uptime_s) const;
+  std::string render(const SchedulerStats& sched, const std::vector<TierStats>& kv,
+                     double uptime_s) const;
 
  private:
   mutable std::mutex mu_;

@@ -17,8 +17,9 @@ class ModelBackend final : public ServingBackend {
   std::string chat_template_source() const override {
     return model_.chat_template() ? model_.chat_template()->source() : std::string();
   }
-  std::string render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                          bool add_generation_prompt, const nlohmann::ordered_json& extra) const override {
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                          const nlohmann::ordered_json& extra) const override {
     return model_.render_chat_ordered(messages, tools, add_generation_prompt, extra);
   }
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override {

@@ -16,12 +16,15 @@ void parse_sampling(const Json& body, SamplingParams& s) {
   check_range(s.temperature, 0, 2, "temperature");
   if (auto top_p = get_number(body, "top_p")) {
     if (!(*top_p > 0 && *top_p <= 1))
-      throw ApiError(ErrorKind::InvalidRequest, fmt::format("'top_p' must be greater than 0 and at most 1, got {}", *top_p),
+      throw ApiError(ErrorKind::InvalidRequest,
+                     fmt::format("'top_p' must be greater than 0 and at most 1, got {}", *top_p),
                      "top_p", "invalid_value");
     s.top_p = static_cast<float>(*top_p);
   }
   if (auto top_k = get_integer(body, "top_k")) {  // vLLM's extension; -1 and 0 mean off
-    if (*top_k < -1) throw_invalid(fmt::format("'top_k' must be -1, 0 (off) or positive, got {}", *top_k), "top_k");
+    if (*top_k < -1)
+      throw_invalid(fmt::format("'top_k' must be -1, 0 (off) or positive, got {}", *top_k),
+                    "top_k");
     s.top_k = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(*top_k, INT32_MAX)));
   }
   if (auto min_p = get_number(body, "min_p")) {
@@ -30,8 +33,9 @@ void parse_sampling(const Json& body, SamplingParams& s) {
   }
   if (auto rp = get_number(body, "repetition_penalty")) {
     if (!(*rp > 0 && *rp <= 10))
-      throw_invalid(fmt::format("'repetition_penalty' must be greater than 0 and at most 10, got {}", *rp),
-                    "repetition_penalty");
+      throw_invalid(
+          fmt::format("'repetition_penalty' must be greater than 0 and at most 10, got {}", *rp),
+          "repetition_penalty");
     s.repetition_penalty = static_cast<float>(*rp);
   }
   if (auto pp = get_number(body, "presence_penalty")) {
@@ -48,15 +52,18 @@ void parse_sampling(const Json& body, SamplingParams& s) {
 // Fields this server does not do; silently ignoring them would change what the client gets.
 void refuse_unsupported(const Json& body) {
   if (auto n = get_integer(body, "n"); n && *n != 1)
-    throw_invalid(fmt::format("'n' must be 1 (this server returns one choice per request), got {}", *n), "n");
+    throw_invalid(
+        fmt::format("'n' must be 1 (this server returns one choice per request), got {}", *n), "n");
   if (auto best_of = get_integer(body, "best_of"); best_of && *best_of != 1)
     throw_invalid(fmt::format("'best_of' must be 1, got {}", *best_of), "best_of");
   if (const Json* rf = get_object(body, "response_format")) {
     const std::string type = get_string(*rf, "type", "response_format").value_or("text");
     if (type != "text")
-      throw_invalid(fmt::format("'response_format.type' {} is not supported (no constrained decoding); use \"text\"",
-                                Json(type).dump()),
-                    "response_format");
+      throw_invalid(
+          fmt::format(
+              "'response_format.type' {} is not supported (no constrained decoding); use \"text\"",
+              Json(type).dump()),
+          "response_format");
   }
   if (const Json* bias = get_object(body, "logit_bias"); bias && !bias->empty())
     throw_invalid("'logit_bias' is not supported by this server", "logit_bias");
@@ -78,7 +85,8 @@ bool include_usage(const Json& body) {
 
 std::string model_of(const Json& body, const ServingBackend& backend) {
   auto model = get_string(body, "model");
-  if (!model) throw_missing("model", fmt::format("the served model's name, \"{}\"", backend.model_name()));
+  if (!model)
+    throw_missing("model", fmt::format("the served model's name, \"{}\"", backend.model_name()));
   check_model(*model, backend);
   return *model;
 }
@@ -100,22 +108,29 @@ Json bytes_of(const std::string& s) {
 
 Json chat_logprob(const TokenLogprob& lp) {
   Json top = Json::array();
-  for (const auto& [token, value] : lp.top) top.push_back({{"token", token}, {"logprob", value}, {"bytes", bytes_of(token)}});
-  return {{"token", lp.token}, {"logprob", lp.logprob}, {"bytes", bytes_of(lp.token)}, {"top_logprobs", std::move(top)}};
+  for (const auto& [token, value] : lp.top)
+    top.push_back({{"token", token}, {"logprob", value}, {"bytes", bytes_of(token)}});
+  return {{"token", lp.token},
+          {"logprob", lp.logprob},
+          {"bytes", bytes_of(lp.token)},
+          {"top_logprobs", std::move(top)}};
 }
 
 std::string finish_reason(const Reply& reply) {
   switch (reply.result().reason) {
     case StopReason::Eos:
-    case StopReason::Stop: return reply.tool_calls().empty() ? "stop" : "tool_calls";
-    default: return "length";  // max_tokens, or cut short (the server shutting down)
+    case StopReason::Stop:
+      return reply.tool_calls().empty() ? "stop" : "tool_calls";
+    default:
+      return "length";  // max_tokens, or cut short (the server shutting down)
   }
 }
 
 // ---- chat messages -> the template's messages ------------------------------------------------
 
 Json template_messages(const Json& messages) {
-  static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant", "tool", "function"};
+  static const std::set<std::string> kRoles = {"system",    "developer", "user",
+                                               "assistant", "tool",      "function"};
   Json out = Json::array();
   std::map<std::string, std::string> call_names;  // tool_call_id -> function name
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -125,15 +140,17 @@ Json template_messages(const Json& messages) {
     auto role = get_string(m, "role", name);
     if (!role) throw_missing(name + ".role", "one of system, developer, user, assistant, tool");
     if (!kRoles.count(*role))
-      throw_invalid(fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got {}", name,
-                                Json(*role).dump()),
-                    name + ".role");
+      throw_invalid(
+          fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got {}",
+                      name, Json(*role).dump()),
+          name + ".role");
     Json t = Json::object();
     t["role"] = *role == "developer" ? "system" : *role == "function" ? "tool" : *role;
     auto content_it = m.find("content");
     if ((content_it == m.end() || content_it->is_null()) && *role != "assistant")
       throw_missing(name + ".content", "a string or an array of content parts");
-    t["content"] = content_it == m.end() ? std::string() : content_text(*content_it, name + ".content");
+    t["content"] =
+        content_it == m.end() ? std::string() : content_text(*content_it, name + ".content");
     if (auto n = get_string(m, "name", name)) t["name"] = *n;
 
     if (*role == "assistant") {
@@ -147,7 +164,8 @@ Json template_messages(const Json& messages) {
           if (!fn) throw_missing(cname + ".function", "an object with name and arguments");
           auto fname = get_string(*fn, "name", cname + ".function");
           if (!fname) throw_missing(cname + ".function.name", "a string");
-          const std::string id = get_string(call, "id", cname).value_or(fmt::format("call_{}_{}", i, j));
+          const std::string id =
+              get_string(call, "id", cname).value_or(fmt::format("call_{}_{}", i, j));
           Json arguments = Json::object();
           if (auto args = fn->find("arguments"); args != fn->end() && !args->is_null()) {
             if (args->is_string()) {
@@ -161,7 +179,9 @@ Json template_messages(const Json& messages) {
             }
           }
           call_names[id] = *fname;
-          converted.push_back({{"id", id}, {"type", "function"}, {"function", {{"name", *fname}, {"arguments", arguments}}}});
+          converted.push_back({{"id", id},
+                               {"type", "function"},
+                               {"function", {{"name", *fname}, {"arguments", arguments}}}});
         }
         if (!converted.empty()) t["tool_calls"] = std::move(converted);
       }
@@ -189,7 +209,8 @@ Json offered_tools(const Json& body) {
     if (!tool.is_object()) throw_type_error(name, "a tool object", tool);
     const std::string type = get_string(tool, "type", name).value_or("function");
     if (type != "function")
-      throw_invalid(fmt::format("'{}.type' {} is not supported; only \"function\" tools are", name, Json(type).dump()),
+      throw_invalid(fmt::format("'{}.type' {} is not supported; only \"function\" tools are", name,
+                                Json(type).dump()),
                     name + ".type");
     const Json* fn = get_object(tool, "function", name);
     if (!fn) throw_missing(name + ".function", "an object with name, description and parameters");
@@ -204,15 +225,20 @@ Json offered_tools(const Json& body) {
       const std::string c = choice->get<std::string>();
       if (c == "none") return nullptr;
       if (c != "auto" && c != "required")
-        throw_invalid(fmt::format("'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got {}", choice->dump()),
-                      "tool_choice");
+        throw_invalid(
+            fmt::format(
+                "'tool_choice' must be \"none\", \"auto\", \"required\" or a function, got {}",
+                choice->dump()),
+            "tool_choice");
     } else if (choice->is_object()) {
       const Json* fn = get_object(*choice, "function", "tool_choice");
       auto fname = fn ? get_string(*fn, "name", "tool_choice.function") : std::nullopt;
       if (!fname) throw_missing("tool_choice.function.name", "the name of one of the tools");
       if (!names.count(*fname))
-        throw_invalid(fmt::format("'tool_choice' names the function {}, which is not among the tools", Json(*fname).dump()),
-                      "tool_choice");
+        throw_invalid(
+            fmt::format("'tool_choice' names the function {}, which is not among the tools",
+                        Json(*fname).dump()),
+            "tool_choice");
     } else {
       throw_type_error("tool_choice", "a string or an object", *choice);
     }
@@ -230,14 +256,18 @@ class ChatExchange final : public Exchange {
     (void)tok;
     const Json* messages = get_array(body, "messages");
     if (!messages) throw_missing("messages", "an array of messages");
-    if (messages->empty()) throw_invalid("'messages' is empty; at least one message is required", "messages");
+    if (messages->empty())
+      throw_invalid("'messages' is empty; at least one message is required", "messages");
     refuse_unsupported(body);
     plan_.stream = get_bool(body, "stream").value_or(false);
     include_usage_ = include_usage(body);
     plan_.want_logprobs = get_bool(body, "logprobs").value_or(false);
     if (auto top = get_integer(body, "top_logprobs")) {
-      if (*top < 0 || *top > 20) throw_invalid(fmt::format("'top_logprobs' must be between 0 and 20, got {}", *top), "top_logprobs");
-      if (!plan_.want_logprobs) throw_invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+      if (*top < 0 || *top > 20)
+        throw_invalid(fmt::format("'top_logprobs' must be between 0 and 20, got {}", *top),
+                      "top_logprobs");
+      if (!plan_.want_logprobs)
+        throw_invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
       plan_.request.sampling.top_logprobs = static_cast<int32_t>(*top);
     } else if (plan_.want_logprobs) {
       plan_.request.sampling.top_logprobs = 0;
@@ -246,7 +276,8 @@ class ChatExchange final : public Exchange {
     plan_.stop_strings = parse_stop_strings(body, "stop");
 
     const Json tools = offered_tools(body);
-    if (!tools.is_null()) plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
+    if (!tools.is_null())
+      plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
     Json extra = Json::object();
     if (const Json* kwargs = get_object(body, "chat_template_kwargs")) extra = *kwargs;
     plan_.request.prompt = render_and_encode(backend, template_messages(*messages), tools, extra);
@@ -270,15 +301,20 @@ class ChatExchange final : public Exchange {
     Json logprobs = Json::array();
     auto flush = [&] {
       if (content.empty() && logprobs.empty()) return;
-      out += chunk({{"content", content}}, logprobs.empty() ? Json() : Json{{"content", logprobs}, {"refusal", nullptr}},
+      out += chunk({{"content", content}},
+                   logprobs.empty() ? Json() : Json{{"content", logprobs}, {"refusal", nullptr}},
                    nullptr);
       content.clear();
       logprobs = Json::array();
     };
     for (const OutputEvent& e : events) {
       switch (e.kind) {
-        case OutputEvent::Kind::Content: content += e.text; break;
-        case OutputEvent::Kind::Logprob: logprobs.push_back(chat_logprob(e.logprob)); break;
+        case OutputEvent::Kind::Content:
+          content += e.text;
+          break;
+        case OutputEvent::Kind::Logprob:
+          logprobs.push_back(chat_logprob(e.logprob));
+          break;
         case OutputEvent::Kind::ToolStart:
           flush();
           out += chunk({{"tool_calls",
@@ -290,9 +326,12 @@ class ChatExchange final : public Exchange {
           break;
         case OutputEvent::Kind::ToolArguments:
           flush();
-          out += chunk({{"tool_calls", {{{"index", e.index}, {"function", {{"arguments", e.text}}}}}}}, nullptr, nullptr);
+          out +=
+              chunk({{"tool_calls", {{{"index", e.index}, {"function", {{"arguments", e.text}}}}}}},
+                    nullptr, nullptr);
           break;
-        case OutputEvent::Kind::ToolEnd: break;
+        case OutputEvent::Kind::ToolEnd:
+          break;
       }
     }
     flush();
@@ -328,7 +367,9 @@ class ChatExchange final : public Exchange {
     if (has_calls) {
       Json calls = Json::array();
       for (const ToolCallOut& c : reply.tool_calls())
-        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        calls.push_back({{"id", c.id},
+                         {"type", "function"},
+                         {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
       message["tool_calls"] = std::move(calls);
     }
     Json choice;
@@ -397,7 +438,8 @@ class CompletionExchange final : public Exchange {
     include_usage_ = include_usage(body);
     echo_ = get_bool(body, "echo").value_or(false);
     if (auto lp = get_integer(body, "logprobs")) {
-      if (*lp < 0 || *lp > 20) throw_invalid(fmt::format("'logprobs' must be between 0 and 20, got {}", *lp), "logprobs");
+      if (*lp < 0 || *lp > 20)
+        throw_invalid(fmt::format("'logprobs' must be between 0 and 20, got {}", *lp), "logprobs");
       plan_.want_logprobs = true;
       plan_.request.sampling.top_logprobs = static_cast<int32_t>(*lp);
     }
@@ -454,7 +496,8 @@ class CompletionExchange final : public Exchange {
     const std::string prefix = echo_ ? prompt_text_ : std::string();
     choice["text"] = prefix + reply.content();
     choice["index"] = 0;
-    choice["logprobs"] = plan_.want_logprobs ? legacy_logprobs(reply.logprobs(), prefix.size()) : Json();
+    choice["logprobs"] =
+        plan_.want_logprobs ? legacy_logprobs(reply.logprobs(), prefix.size()) : Json();
     choice["finish_reason"] = finish_reason(reply);
     Json body;
     body["id"] = id_;
@@ -468,34 +511,46 @@ class CompletionExchange final : public Exchange {
   }
 
  private:
-  void parse_prompt(const Json& body, const ServingBackend& backend, const tokenizer::Tokenizer& tok) {
+  void parse_prompt(const Json& body, const ServingBackend& backend,
+                    const tokenizer::Tokenizer& tok) {
     auto it = body.find("prompt");
-    if (it == body.end() || it->is_null()) throw_missing("prompt", "a string or an array of token ids");
+    if (it == body.end() || it->is_null())
+      throw_missing("prompt", "a string or an array of token ids");
     const Json* prompt = &*it;
-    if (prompt->is_array() && prompt->size() == 1 && ((*prompt)[0].is_string() || (*prompt)[0].is_array()))
+    if (prompt->is_array() && prompt->size() == 1 &&
+        ((*prompt)[0].is_string() || (*prompt)[0].is_array()))
       prompt = &(*prompt)[0];  // one prompt in a batch of one
     if (prompt->is_string()) {
       prompt_text_ = prompt->get<std::string>();
       plan_.request.prompt = backend.encode(prompt_text_, /*add_special_tokens=*/true);
       return;
     }
-    if (!prompt->is_array()) throw_type_error("prompt", "a string or an array of token ids", *prompt);
+    if (!prompt->is_array())
+      throw_type_error("prompt", "a string or an array of token ids", *prompt);
     if (!prompt->empty() && ((*prompt)[0].is_string() || (*prompt)[0].is_array()))
-      throw_invalid(fmt::format("'prompt' holds {} prompts; this server takes one prompt per request", prompt->size()), "prompt");
+      throw_invalid(
+          fmt::format("'prompt' holds {} prompts; this server takes one prompt per request",
+                      prompt->size()),
+          "prompt");
     const int64_t vocab = static_cast<int64_t>(tok.vocab_size());
     for (size_t i = 0; i < prompt->size(); ++i) {
       const Json& id = (*prompt)[i];
-      if (!id.is_number_integer()) throw_type_error(field_name("prompt", i), "a token id (an integer)", id);
+      if (!id.is_number_integer())
+        throw_type_error(field_name("prompt", i), "a token id (an integer)", id);
       const int64_t v = id.get<int64_t>();
       if (v < 0 || v >= vocab)
-        throw_invalid(fmt::format("'prompt[{}]' is token id {}, outside the vocabulary of {} tokens", i, v, vocab), "prompt");
+        throw_invalid(
+            fmt::format("'prompt[{}]' is token id {}, outside the vocabulary of {} tokens", i, v,
+                        vocab),
+            "prompt");
       plan_.request.prompt.push_back(static_cast<int32_t>(v));
     }
     prompt_text_ = tok.decode(plan_.request.prompt);
   }
 
   Json legacy_logprobs(const std::vector<TokenLogprob>& lps, size_t offset) const {
-    Json tokens = Json::array(), values = Json::array(), tops = Json::array(), offsets = Json::array();
+    Json tokens = Json::array(), values = Json::array(), tops = Json::array(),
+         offsets = Json::array();
     for (const TokenLogprob& lp : lps) {
       tokens.push_back(lp.token);
       values.push_back(lp.logprob);
@@ -505,7 +560,10 @@ class CompletionExchange final : public Exchange {
       offsets.push_back(offset);
       offset += lp.token.size();
     }
-    return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+    return {{"tokens", tokens},
+            {"token_logprobs", values},
+            {"top_logprobs", tops},
+            {"text_offset", offsets}};
   }
 
   Json base() const {
@@ -544,7 +602,8 @@ std::unique_ptr<Exchange> openai_chat_exchange(const Json& body, const ServingBa
   return std::make_unique<ChatExchange>(body, backend);
 }
 
-std::unique_ptr<Exchange> openai_completion_exchange(const Json& body, const ServingBackend& backend) {
+std::unique_ptr<Exchange> openai_completion_exchange(const Json& body,
+                                                     const ServingBackend& backend) {
   return std::make_unique<CompletionExchange>(body, backend);
 }
 
@@ -562,7 +621,8 @@ std::string openai_models_body(const ServingBackend& backend, int64_t created_un
   return dump({{"object", "list"}, {"data", Json::array({model_card(backend, created_unix)})}});
 }
 
-std::string openai_model_body(const ServingBackend& backend, const std::string& id, int64_t created_unix) {
+std::string openai_model_body(const ServingBackend& backend, const std::string& id,
+                              int64_t created_unix) {
   check_model(id, backend);
   return dump(model_card(backend, created_unix));
 }

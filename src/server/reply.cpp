@@ -15,7 +15,8 @@ std::string random_id(const std::string& prefix) {
   return id;
 }
 
-Reply::Reply(std::optional<ToolCallFormat> tool_format, std::string id_prefix) : id_prefix_(std::move(id_prefix)) {
+Reply::Reply(std::optional<ToolCallFormat> tool_format, std::string id_prefix)
+    : id_prefix_(std::move(id_prefix)) {
   if (tool_format) parser_.emplace(*tool_format);
 }
 
@@ -93,7 +94,8 @@ void Reply::convert(std::vector<ToolEvent>& events, std::vector<OutputEvent>& ou
         break;
       }
       case ToolEvent::Kind::CallArguments:
-        if (e.index < static_cast<int>(tool_calls_.size())) tool_calls_[e.index].arguments += e.text;
+        if (e.index < static_cast<int>(tool_calls_.size()))
+          tool_calls_[e.index].arguments += e.text;
         out.push_back({OutputEvent::Kind::ToolArguments, e.index, std::move(e.text), {}, {}});
         break;
       case ToolEvent::Kind::CallEnd:

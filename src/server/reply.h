@@ -14,9 +14,9 @@ namespace hwledger::server {
 struct OutputEvent {
   enum class Kind { Content, ToolStart, ToolArguments, ToolEnd, Logprob };
   Kind kind = Kind::Content;
-  int index = 0;      // tool call index
-  std::string text;   // Content: text; ToolStart: name; ToolArguments: a fragment
-  std::string id;     // ToolStart: the call's id
+  int index = 0;     // tool call index
+  std::string text;  // Content: text; ToolStart: name; ToolArguments: a fragment
+  std::string id;    // ToolStart: the call's id
   TokenLogprob logprob;
 };
 

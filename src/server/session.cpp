@@ -12,8 +12,8 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
 }  // namespace
 
 GenerationSession::GenerationSession(std::string id, const tokenizer::Tokenizer& tokenizer,
-                                     std::vector<std::string> stop_strings, bool want_logprobs, Metrics& metrics,
-                                     Clock::time_point arrival)
+                                     std::vector<std::string> stop_strings, bool want_logprobs,
+                                     Metrics& metrics, Clock::time_point arrival)
     : id_(std::move(id)),
       tokenizer_(tokenizer),
       text_(tokenizer, std::move(stop_strings), /*skip_special_tokens=*/true),

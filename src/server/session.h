@@ -33,17 +33,18 @@ struct TokenLogprob {
 struct SessionEvent {
   enum class Kind { Text, Progress, Done };
   Kind kind = Kind::Text;
-  std::string text;                     // Text: newly shown text (may be empty: held back)
-  std::optional<TokenLogprob> logprob;  // Text: the token's log-probability, when asked for
+  std::string text;                             // Text: newly shown text (may be empty: held back)
+  std::optional<TokenLogprob> logprob;          // Text: the token's log-probability, when asked for
   int64_t prefill_done = 0, prefill_total = 0;  // Progress
-  GenerateResult result;                // Done
-  std::string stop_sequence;            // Done: the stop string that ended it ("" if none)
+  GenerateResult result;                        // Done
+  std::string stop_sequence;                    // Done: the stop string that ended it ("" if none)
 };
 
 class GenerationSession : public RequestSink {
  public:
-  GenerationSession(std::string id, const tokenizer::Tokenizer& tokenizer, std::vector<std::string> stop_strings,
-                    bool want_logprobs, Metrics& metrics, Clock::time_point arrival);
+  GenerationSession(std::string id, const tokenizer::Tokenizer& tokenizer,
+                    std::vector<std::string> stop_strings, bool want_logprobs, Metrics& metrics,
+                    Clock::time_point arrival);
 
   const std::string& id() const { return id_; }
 

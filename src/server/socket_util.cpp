@@ -53,7 +53,8 @@ void for_each_connection(const std::function<bool(int, const Endpoint&, const En
   while (dirent* entry = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end != entry->d_name && *end == '\0' && fd != dirfd(dir)) fds.push_back(static_cast<int>(fd));
+    if (end != entry->d_name && *end == '\0' && fd != dirfd(dir))
+      fds.push_back(static_cast<int>(fd));
   }
   closedir(dir);
   for (int fd : fds) {
@@ -62,7 +63,8 @@ void for_each_connection(const std::function<bool(int, const Endpoint&, const En
     sockaddr_storage local{}, peer{};
     socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) continue;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;  // listening or unconnected
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
+      continue;  // listening or unconnected
     Endpoint l, p;
     if (!endpoint_of(local, l) || !endpoint_of(peer, p)) continue;
     if (!fn(fd, l, p)) return;
@@ -108,7 +110,8 @@ int listen_socket(const std::string& host, int port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
-  const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+  const int rc =
+      getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
   if (rc != 0) fail_input("cannot listen on {}:{}: {}", host, port, gai_strerror(rc));
   std::string why = "no address";
   for (addrinfo* ai = found; ai; ai = ai->ai_next) {

@@ -12,9 +12,13 @@ constexpr std::string_view kHermesOpen = "<tool_call>";
 constexpr std::string_view kHermesClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
-bool all_space(std::string_view s) { return std::all_of(s.begin(), s.end(), is_space); }
+bool all_space(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), is_space);
+}
 
 // Length of the longest suffix of `text` that is a proper prefix of `tag` (text that may still
 // become the tag and so must wait for the next piece).
@@ -256,7 +260,8 @@ class CallScanner {
 ToolCallFormat detect_tool_call_format(std::string_view source) {
   if (source.find("<tool_call>") != std::string_view::npos) return ToolCallFormat::Hermes;
   if (source.find("<|python_tag|>") != std::string_view::npos ||
-      (source.find("\"parameters\"") != std::string_view::npos && source.find("ipython") != std::string_view::npos))
+      (source.find("\"parameters\"") != std::string_view::npos &&
+       source.find("ipython") != std::string_view::npos))
     return ToolCallFormat::LlamaJson;
   return ToolCallFormat::Hermes;
 }
@@ -271,7 +276,8 @@ struct ToolCallParser::Impl {
   std::unique_ptr<CallScanner> scanner;
   int next_index = 0;
 
-  explicit Impl(ToolCallFormat f) : format(f), mode(f == ToolCallFormat::Hermes ? Mode::Text : Mode::Detect) {}
+  explicit Impl(ToolCallFormat f)
+      : format(f), mode(f == ToolCallFormat::Hermes ? Mode::Text : Mode::Detect) {}
 
   void emit_text(std::string_view text, std::vector<ToolEvent>& out) {
     if (text.empty()) return;
@@ -359,7 +365,8 @@ struct ToolCallParser::Impl {
             mode = Mode::Text;
             continue;
           }
-          const size_t keep = std::max(partial_tag_suffix(pending, kHermesClose), partial_tag_suffix(pending, kHermesOpen));
+          const size_t keep = std::max(partial_tag_suffix(pending, kHermesClose),
+                                       partial_tag_suffix(pending, kHermesOpen));
           pending.erase(0, pending.size() - keep);
           return;
         }
@@ -397,7 +404,8 @@ struct ToolCallParser::Impl {
         }
         case Mode::Between: {
           size_t start = 0;
-          while (start < pending.size() && (is_space(pending[start]) || pending[start] == ';')) ++start;
+          while (start < pending.size() && (is_space(pending[start]) || pending[start] == ';'))
+            ++start;
           pending.erase(0, start);
           if (pending.empty()) return;
           if (pending[0] == '{') {
@@ -423,7 +431,9 @@ struct ToolCallParser::Impl {
           scanner->close(out);
           ++next_index;
         } else {
-          emit_text((format == ToolCallFormat::Hermes ? std::string(kHermesOpen) : std::string()) + raw, out);
+          emit_text(
+              (format == ToolCallFormat::Hermes ? std::string(kHermesOpen) : std::string()) + raw,
+              out);
         }
         break;
       case Mode::Failed:
@@ -444,8 +454,14 @@ ToolCallParser::~ToolCallParser() = default;
 ToolCallParser::ToolCallParser(ToolCallParser&&) noexcept = default;
 ToolCallParser& ToolCallParser::operator=(ToolCallParser&&) noexcept = default;
 
-void ToolCallParser::push(std::string_view text, std::vector<ToolEvent>& out) { impl_->push(text, out); }
-void ToolCallParser::finish(std::vector<ToolEvent>& out) { impl_->finish(out); }
-int ToolCallParser::calls() const { return impl_->next_index; }
+void ToolCallParser::push(std::string_view text, std::vector<ToolEvent>& out) {
+  impl_->push(text, out);
+}
+void ToolCallParser::finish(std::vector<ToolEvent>& out) {
+  impl_->finish(out);
+}
+int ToolCallParser::calls() const {
+  return impl_->next_index;
+}
 
 }  // namespace hwledger::server

@@ -54,14 +54,18 @@ class HttpErrors : public ::testing::Test {
 };
 
 const Json kChat = {{"model", "scripted"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
-const Json kMessages = {{"model", "scripted"}, {"max_tokens", 8}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+const Json kMessages = {{"model", "scripted"},
+                        {"max_tokens", 8},
+                        {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
 
 TEST_F(HttpErrors, ApiKey) {
   const Json e = openai_error(server_->post("/v1/chat/completions", kChat), 401);
   EXPECT_EQ(e["code"], "invalid_api_key");
   EXPECT_NE(message(e).find("Bearer"), std::string::npos);
-  openai_error(server_->post("/v1/chat/completions", kChat, {{"Authorization", "Bearer wrong"}}), 401);
-  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", kMessages, {{"x-api-key", "wrong"}}), 401)["type"],
+  openai_error(server_->post("/v1/chat/completions", kChat, {{"Authorization", "Bearer wrong"}}),
+               401);
+  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", kMessages, {{"x-api-key", "wrong"}}),
+                            401)["type"],
             "authentication_error");
   EXPECT_EQ(server_->post("/v1/chat/completions", kChat, auth)->status, 200);
   EXPECT_EQ(server_->post("/v1/messages", kMessages, {{"x-api-key", "sekrit"}})->status, 200);
@@ -71,13 +75,16 @@ TEST_F(HttpErrors, ApiKey) {
 }
 
 TEST_F(HttpErrors, MalformedJsonAndWrongTypes) {
-  Json e = openai_error(server_->post_raw("/v1/chat/completions", "{\"model\": \"scripted\", \"messages\": [", auth), 400);
+  Json e = openai_error(
+      server_->post_raw("/v1/chat/completions", "{\"model\": \"scripted\", \"messages\": [", auth),
+      400);
   EXPECT_EQ(e["type"], "invalid_request_error");
   EXPECT_NE(message(e).find("not valid JSON"), std::string::npos) << message(e);
 
-  e = openai_error(server_->post_raw("/v1/chat/completions",
-                                     R"({"model": "scripted", "messages": [], "temperature": 1e999})", auth),
-                   400);
+  e = openai_error(
+      server_->post_raw("/v1/chat/completions",
+                        R"({"model": "scripted", "messages": [], "temperature": 1e999})", auth),
+      400);
   EXPECT_NE(message(e).find("number overflow"), std::string::npos) << message(e);
 
   Json body = kChat;
@@ -94,12 +101,14 @@ TEST_F(HttpErrors, MalformedJsonAndWrongTypes) {
   body = kChat;
   body["messages"][0]["content"] = 5;
   e = openai_error(server_->post("/v1/chat/completions", body, auth), 400);
-  EXPECT_NE(message(e).find("'messages[0].content' must be a string or an array of content parts, got an integer (5)"),
+  EXPECT_NE(message(e).find("'messages[0].content' must be a string or an array of content parts, "
+                            "got an integer (5)"),
             std::string::npos);
 
   body = kChat;
   body["max_tokens"] = 1.5;
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("'max_tokens' must be an integer"),
+  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400))
+                .find("'max_tokens' must be an integer"),
             std::string::npos);
 
   body = kChat;
@@ -109,17 +118,21 @@ TEST_F(HttpErrors, MalformedJsonAndWrongTypes) {
 
   body = kChat;
   body["n"] = 2;
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("'n' must be 1"),
+  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400))
+                .find("'n' must be 1"),
             std::string::npos);
 
   body = kChat;
   body.erase("messages");
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("'messages' is required"),
+  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400))
+                .find("'messages' is required"),
             std::string::npos);
 
   body = kChat;
   body["messages"][0]["role"] = "wizard";
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("wizard"), std::string::npos);
+  EXPECT_NE(
+      message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("wizard"),
+      std::string::npos);
 
   Json m = kMessages;
   m.erase("max_tokens");
@@ -129,9 +142,11 @@ TEST_F(HttpErrors, MalformedJsonAndWrongTypes) {
 
   m = kMessages;
   m["messages"][0]["content"] = Json::array({{{"type", "image"}, {"source", Json::object()}}});
-  EXPECT_NE(message(anthropic_error(server_->post("/v1/messages", m, auth), 400)).find("\"image\""), std::string::npos);
+  EXPECT_NE(message(anthropic_error(server_->post("/v1/messages", m, auth), 400)).find("\"image\""),
+            std::string::npos);
 
-  EXPECT_NE(message(anthropic_error(server_->post_raw("/v1/messages", "[1,2]", auth), 400)).find("must be a JSON object"),
+  EXPECT_NE(message(anthropic_error(server_->post_raw("/v1/messages", "[1,2]", auth), 400))
+                .find("must be a JSON object"),
             std::string::npos);
 }
 
@@ -144,7 +159,8 @@ TEST_F(HttpErrors, UnknownModelAndRoute) {
   EXPECT_NE(message(e).find("'scripted'"), std::string::npos);
   Json m = kMessages;
   m["model"] = "claude";
-  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 404)["type"], "not_found_error");
+  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 404)["type"],
+            "not_found_error");
   e = openai_error(server_->get("/v1/nothing", auth), 404);
   EXPECT_NE(message(e).find("/v1/nothing"), std::string::npos);
 }
@@ -156,7 +172,8 @@ TEST_F(HttpErrors, BodyTooLarge) {
   EXPECT_NE(message(e).find("65536"), std::string::npos);
   Json m = kMessages;
   m["messages"][0]["content"] = std::string(100 * 1024, 'a');
-  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 413)["type"], "request_too_large");
+  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 413)["type"],
+            "request_too_large");
   // The connection pool is still fine afterwards.
   EXPECT_EQ(server_->post("/v1/chat/completions", kChat, auth)->status, 200);
 }
@@ -166,7 +183,8 @@ TEST_F(HttpErrors, PromptLongerThanTheContext) {
   body["messages"][0]["content"] = std::string(2000, 'w') + " " + std::string(2000, 'q');
   Json e = openai_error(server_->post("/v1/chat/completions", body, auth), 400);
   EXPECT_EQ(e["code"], "context_length_exceeded");
-  EXPECT_NE(message(e).find("maximum context length is 256 tokens"), std::string::npos) << message(e);
+  EXPECT_NE(message(e).find("maximum context length is 256 tokens"), std::string::npos)
+      << message(e);
 
   // A short prompt with max_tokens past the context.
   body = kChat;
@@ -176,20 +194,25 @@ TEST_F(HttpErrors, PromptLongerThanTheContext) {
 
   Json m = kMessages;
   m["max_tokens"] = 1000;
-  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 400)["type"], "invalid_request_error");
+  EXPECT_EQ(anthropic_error(server_->post("/v1/messages", m, auth), 400)["type"],
+            "invalid_request_error");
 }
 
 TEST_F(HttpErrors, ToolsValidated) {
   Json body = kChat;
   body["tools"] = Json::array({{{"type", "retrieval"}}});
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("\"retrieval\""),
+  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400))
+                .find("\"retrieval\""),
             std::string::npos);
   body["tools"] = Json::array({{{"type", "function"}, {"function", {{"description", "no name"}}}}});
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("'tools[0].function.name' is required"),
+  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400))
+                .find("'tools[0].function.name' is required"),
             std::string::npos);
   body["tools"] = Json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
   body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "g"}}}};
-  EXPECT_NE(message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("\"g\""), std::string::npos);
+  EXPECT_NE(
+      message(openai_error(server_->post("/v1/chat/completions", body, auth), 400)).find("\"g\""),
+      std::string::npos);
 }
 
 }  // namespace

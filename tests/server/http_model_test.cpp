@@ -45,7 +45,9 @@ class ModelHttp : public ::testing::Test {
     const std::vector<int32_t> prompt = model_->encode(text, false);
     std::vector<int32_t> out = model_->engine().generate_greedy(prompt, n);
     const auto& stops = model_->stop_token_ids();
-    auto eos = std::find_if(out.begin(), out.end(), [&](int32_t t) { return std::find(stops.begin(), stops.end(), t) != stops.end(); });
+    auto eos = std::find_if(out.begin(), out.end(), [&](int32_t t) {
+      return std::find(stops.begin(), stops.end(), t) != stops.end();
+    });
     out.erase(eos, out.end());
     return model_->tokenizer()->decode(out, /*skip_special_tokens=*/true);
   }
@@ -55,14 +57,16 @@ class ModelHttp : public ::testing::Test {
   static inline LiveServer* server_ = nullptr;
 };
 
-const Json kMessages = Json::array({{{"role", "system"}, {"content", "You are a test."}},
-                                    {{"role", "user"}, {"content", "Write a short poem about caches."}}});
+const Json kMessages =
+    Json::array({{{"role", "system"}, {"content", "You are a test."}},
+                 {{"role", "user"}, {"content", "Write a short poem about caches."}}});
 
 TEST_F(ModelHttp, GreedyAnswersEqualTheEnginesInBothApis) {
   const std::string expected = engine_greedy(kMessages, 24);
   ASSERT_FALSE(expected.empty());
-  auto openai = server_->post("/v1/chat/completions",
-                              {{"model", "demo"}, {"messages", kMessages}, {"temperature", 0}, {"max_tokens", 24}});
+  auto openai = server_->post(
+      "/v1/chat/completions",
+      {{"model", "demo"}, {"messages", kMessages}, {"temperature", 0}, {"max_tokens", 24}});
   ASSERT_EQ(openai->status, 200) << openai->body;
   EXPECT_EQ(Json::parse(openai->body)["choices"][0]["message"]["content"], expected);
 
@@ -77,8 +81,11 @@ TEST_F(ModelHttp, GreedyAnswersEqualTheEnginesInBothApis) {
   for (const Json& block : msg["content"]) text += block["text"].get<std::string>();
   EXPECT_EQ(text, expected);
 
-  auto streamed = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", kMessages}, {"temperature", 0},
-                                                         {"max_tokens", 24}, {"stream", true}});
+  auto streamed = server_->post("/v1/chat/completions", {{"model", "demo"},
+                                                         {"messages", kMessages},
+                                                         {"temperature", 0},
+                                                         {"max_tokens", 24},
+                                                         {"stream", true}});
   std::string content;
   for (const SseEvent& e : parse_sse(streamed->body)) {
     if (e.event == "comment" || e.data == "[DONE]") continue;
@@ -90,19 +97,25 @@ TEST_F(ModelHttp, GreedyAnswersEqualTheEnginesInBothApis) {
 }
 
 TEST_F(ModelHttp, RepeatedPrefixIsServedFromTheCache) {
-  Json messages = Json::array({{{"role", "system"}, {"content", std::string(600, 'a')}}, {{"role", "user"}, {"content", "one"}}});
-  auto first = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", messages}, {"max_tokens", 2}});
+  Json messages = Json::array({{{"role", "system"}, {"content", std::string(600, 'a')}},
+                               {{"role", "user"}, {"content", "one"}}});
+  auto first = server_->post("/v1/chat/completions",
+                             {{"model", "demo"}, {"messages", messages}, {"max_tokens", 2}});
   ASSERT_EQ(first->status, 200) << first->body;
   messages[1]["content"] = "two";
-  auto second = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", messages}, {"max_tokens", 2}});
+  auto second = server_->post("/v1/chat/completions",
+                              {{"model", "demo"}, {"messages", messages}, {"max_tokens", 2}});
   const Json usage = Json::parse(second->body)["usage"];
   EXPECT_GT(usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 0) << usage.dump();
 }
 
 TEST_F(ModelHttp, SeedMakesSamplingReproducible) {
   auto run = [&](int seed) {
-    auto res = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", kMessages}, {"temperature", 1.0},
-                                                      {"seed", seed}, {"max_tokens", 16}});
+    auto res = server_->post("/v1/chat/completions", {{"model", "demo"},
+                                                      {"messages", kMessages},
+                                                      {"temperature", 1.0},
+                                                      {"seed", seed},
+                                                      {"max_tokens", 16}});
     return Json::parse(res->body)["choices"][0]["message"]["content"].get<std::string>();
   };
   const std::string a = run(11);
@@ -114,15 +127,20 @@ TEST_F(ModelHttp, ConcurrentGreedyStreamsMatchSingleRuns) {
   std::vector<std::string> expected;
   for (int i = 0; i < 8; ++i) {
     Json m = Json::array({{{"role", "user"}, {"content", "Prompt number " + std::to_string(i)}}});
-    auto res = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", m}, {"temperature", 0}, {"max_tokens", 12}});
+    auto res =
+        server_->post("/v1/chat/completions",
+                      {{"model", "demo"}, {"messages", m}, {"temperature", 0}, {"max_tokens", 12}});
     expected.push_back(Json::parse(res->body)["choices"][0]["message"]["content"]);
   }
   std::vector<std::future<std::string>> streams;
   for (int i = 0; i < 8; ++i) {
     streams.push_back(std::async(std::launch::async, [i] {
       Json m = Json::array({{{"role", "user"}, {"content", "Prompt number " + std::to_string(i)}}});
-      auto res = server_->post("/v1/chat/completions", {{"model", "demo"}, {"messages", m}, {"temperature", 0},
-                                                        {"max_tokens", 12}, {"stream", true}});
+      auto res = server_->post("/v1/chat/completions", {{"model", "demo"},
+                                                        {"messages", m},
+                                                        {"temperature", 0},
+                                                        {"max_tokens", 12},
+                                                        {"stream", true}});
       std::string content;
       for (const SseEvent& e : parse_sse(res->body)) {
         if (e.event == "comment" || e.data == "[DONE]") continue;

@@ -22,7 +22,9 @@ Json chat_body(const std::string& user, Json extra = Json::object()) {
 }
 
 Json messages_body(const std::string& user, Json extra = Json::object()) {
-  Json body = {{"model", "scripted"}, {"max_tokens", 64}, {"messages", {{{"role", "user"}, {"content", user}}}}};
+  Json body = {{"model", "scripted"},
+               {"max_tokens", 64},
+               {"messages", {{{"role", "user"}, {"content", user}}}}};
   for (auto& [k, v] : extra.items()) body[k] = v;
   return body;
 }
@@ -56,7 +58,8 @@ ChatStream read_chat_stream(const std::string& body) {
     const Json& choice = chunk["choices"][0];
     const Json& delta = choice["delta"];
     if (s.chunks++ == 0) s.role_first = delta.value("role", "") == "assistant";
-    if (delta.contains("content") && delta["content"].is_string()) s.content += delta["content"].get<std::string>();
+    if (delta.contains("content") && delta["content"].is_string())
+      s.content += delta["content"].get<std::string>();
     if (delta.contains("tool_calls")) {
       for (const Json& tc : delta["tool_calls"]) {
         const size_t index = tc["index"].get<size_t>();
@@ -67,7 +70,8 @@ ChatStream read_chat_stream(const std::string& body) {
           EXPECT_EQ(tc["type"], "function");
         }
         EXPECT_LT(index, s.calls.size());
-        if (tc["function"].contains("arguments")) s.calls.at(index).second += tc["function"]["arguments"].get<std::string>();
+        if (tc["function"].contains("arguments"))
+          s.calls.at(index).second += tc["function"]["arguments"].get<std::string>();
       }
     }
     if (!choice["finish_reason"].is_null()) s.finish_reason = choice["finish_reason"];
@@ -114,13 +118,16 @@ TEST_F(ScriptedHttp, ModelsListsTheServedModel) {
 
 TEST_F(ScriptedHttp, ChatCompletionNonStreaming) {
   serve();
-  auto res = http().post("/v1/chat/completions",
-                         chat_body("[[reply:The answer is 42.]]", {{"temperature", 0.5}, {"top_p", 0.9}, {"top_k", 40},
-                                                                   {"min_p", 0.05}, {"seed", 7},
-                                                                   {"repetition_penalty", 1.1},
-                                                                   {"presence_penalty", 0.5},
-                                                                   {"frequency_penalty", -0.5},
-                                                                   {"max_completion_tokens", 100}}));
+  auto res = http().post("/v1/chat/completions", chat_body("[[reply:The answer is 42.]]",
+                                                           {{"temperature", 0.5},
+                                                            {"top_p", 0.9},
+                                                            {"top_k", 40},
+                                                            {"min_p", 0.05},
+                                                            {"seed", 7},
+                                                            {"repetition_penalty", 1.1},
+                                                            {"presence_penalty", 0.5},
+                                                            {"frequency_penalty", -0.5},
+                                                            {"max_completion_tokens", 100}}));
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const Json body = Json::parse(res->body);
@@ -130,10 +137,12 @@ TEST_F(ScriptedHttp, ChatCompletionNonStreaming) {
   EXPECT_EQ(body["choices"][0]["message"]["content"], "The answer is 42.");
   EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
   const Json& usage = body["usage"];
-  const int64_t reply_tokens = static_cast<int64_t>(backend().encode("The answer is 42.", false).size());
+  const int64_t reply_tokens =
+      static_cast<int64_t>(backend().encode("The answer is 42.", false).size());
   EXPECT_EQ(usage["completion_tokens"], reply_tokens + 1);  // and EOS
   EXPECT_GT(usage["prompt_tokens"].get<int64_t>(), 5);
-  EXPECT_EQ(usage["total_tokens"], usage["prompt_tokens"].get<int64_t>() + usage["completion_tokens"].get<int64_t>());
+  EXPECT_EQ(usage["total_tokens"],
+            usage["prompt_tokens"].get<int64_t>() + usage["completion_tokens"].get<int64_t>());
   EXPECT_TRUE(usage["prompt_tokens_details"]["cached_tokens"].is_number_integer());
   // The sampling fields reach the scheduler.
   const GenerateRequest req = backend().last_request();
@@ -153,15 +162,21 @@ TEST_F(ScriptedHttp, ChatCompletionNonStreaming) {
 TEST_F(ScriptedHttp, CachedTokensOnARepeatedPrefix) {
   serve();
   const std::string system(400, 'x');
-  Json body = {{"model", "scripted"},
-               {"messages", {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", "first"}}}}};
+  Json body = {
+      {"model", "scripted"},
+      {"messages",
+       {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", "first"}}}}};
   auto first = http().post("/v1/chat/completions", body);
   EXPECT_EQ(Json::parse(first->body)["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
   body["messages"][1]["content"] = "second";
   auto second = http().post("/v1/chat/completions", body);
-  EXPECT_GT(Json::parse(second->body)["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), 16);
+  EXPECT_GT(
+      Json::parse(second->body)["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(),
+      16);
   // Anthropic reports the same as cache_read_input_tokens, apart from input_tokens.
-  Json anthropic = {{"model", "scripted"}, {"max_tokens", 8}, {"system", system},
+  Json anthropic = {{"model", "scripted"},
+                    {"max_tokens", 8},
+                    {"system", system},
                     {"messages", {{{"role", "user"}, {"content", "third"}}}}};
   auto third = http().post("/v1/messages", anthropic);
   const Json usage = Json::parse(third->body)["usage"];
@@ -172,9 +187,10 @@ TEST_F(ScriptedHttp, CachedTokensOnARepeatedPrefix) {
 
 TEST_F(ScriptedHttp, ChatCompletionStreaming) {
   serve();
-  auto res = http().post("/v1/chat/completions",
-                         chat_body("[[reply:Streaming, one token at a time.]]",
-                                   {{"stream", true}, {"stream_options", {{"include_usage", true}}}}));
+  auto res =
+      http().post("/v1/chat/completions",
+                  chat_body("[[reply:Streaming, one token at a time.]]",
+                            {{"stream", true}, {"stream_options", {{"include_usage", true}}}}));
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
@@ -185,8 +201,9 @@ TEST_F(ScriptedHttp, ChatCompletionStreaming) {
   EXPECT_TRUE(s.done);
   EXPECT_GT(s.chunks, 5);
   ASSERT_TRUE(s.usage.is_object());
-  EXPECT_EQ(s.usage["completion_tokens"].get<int64_t>(),
-            static_cast<int64_t>(backend().encode("Streaming, one token at a time.", false).size()) + 1);
+  EXPECT_EQ(
+      s.usage["completion_tokens"].get<int64_t>(),
+      static_cast<int64_t>(backend().encode("Streaming, one token at a time.", false).size()) + 1);
   // The usage chunk is the last data before [DONE], with no choices.
   const auto events = parse_sse(res->body);
   ASSERT_GE(events.size(), 2u);
@@ -197,7 +214,8 @@ TEST_F(ScriptedHttp, ChatCompletionStreaming) {
 TEST_F(ScriptedHttp, MaxTokensCutsTheReply) {
   serve();
   const std::string reply = "one two three four five six seven eight nine ten";
-  auto res = http().post("/v1/chat/completions", chat_body("[[reply:" + reply + "]]", {{"max_tokens", 3}}));
+  auto res = http().post("/v1/chat/completions",
+                         chat_body("[[reply:" + reply + "]]", {{"max_tokens", 3}}));
   const Json body = Json::parse(res->body);
   EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(body["usage"]["completion_tokens"], 3);
@@ -205,7 +223,8 @@ TEST_F(ScriptedHttp, MaxTokensCutsTheReply) {
   EXPECT_EQ(body["choices"][0]["message"]["content"],
             backend().tokenizer()->decode(std::vector<int32_t>(ids.begin(), ids.begin() + 3)));
 
-  auto anthropic = http().post("/v1/messages", messages_body("[[reply:" + reply + "]]", {{"max_tokens", 2}}));
+  auto anthropic =
+      http().post("/v1/messages", messages_body("[[reply:" + reply + "]]", {{"max_tokens", 2}}));
   const Json msg = Json::parse(anthropic->body);
   EXPECT_EQ(msg["stop_reason"], "max_tokens");
   EXPECT_EQ(msg["usage"]["output_tokens"], 2);
@@ -215,8 +234,10 @@ TEST_F(ScriptedHttp, StopStringsAcrossTokensNeverShown) {
   serve();
   const std::string reply = "alpha beta gamma delta epsilon";
   for (bool stream : {false, true}) {
-    auto res = http().post("/v1/chat/completions",
-                           chat_body("[[reply:" + reply + "]]", {{"stop", Json::array({"xyz", "mma del"})}, {"stream", stream}}));
+    auto res =
+        http().post("/v1/chat/completions",
+                    chat_body("[[reply:" + reply + "]]",
+                              {{"stop", Json::array({"xyz", "mma del"})}, {"stream", stream}}));
     ASSERT_EQ(res->status, 200);
     std::string content, finish;
     if (stream) {
@@ -231,10 +252,13 @@ TEST_F(ScriptedHttp, StopStringsAcrossTokensNeverShown) {
     EXPECT_EQ(content, "alpha beta ga") << "stream " << stream;
     EXPECT_EQ(finish, "stop");
   }
-  auto completion = http().post("/v1/completions", {{"model", "scripted"}, {"prompt", "[[reply:" + reply + "]]"},
-                                                     {"stop", "delta"}, {"max_tokens", 50}});
+  auto completion = http().post("/v1/completions", {{"model", "scripted"},
+                                                    {"prompt", "[[reply:" + reply + "]]"},
+                                                    {"stop", "delta"},
+                                                    {"max_tokens", 50}});
   EXPECT_EQ(Json::parse(completion->body)["choices"][0]["text"], "alpha beta gamma ");
-  auto anthropic = http().post("/v1/messages", messages_body("[[reply:" + reply + "]]", {{"stop_sequences", {"beta"}}}));
+  auto anthropic = http().post(
+      "/v1/messages", messages_body("[[reply:" + reply + "]]", {{"stop_sequences", {"beta"}}}));
   const Json msg = Json::parse(anthropic->body);
   EXPECT_EQ(msg["content"][0]["text"], "alpha ");
   EXPECT_EQ(msg["stop_reason"], "stop_sequence");
@@ -243,7 +267,8 @@ TEST_F(ScriptedHttp, StopStringsAcrossTokensNeverShown) {
 
 TEST_F(ScriptedHttp, CompletionsNonStreamingStreamingAndEcho) {
   serve();
-  const Json base = {{"model", "scripted"}, {"prompt", "Say it: [[reply: plain completion]]"}, {"max_tokens", 50}};
+  const Json base = {
+      {"model", "scripted"}, {"prompt", "Say it: [[reply: plain completion]]"}, {"max_tokens", 50}};
   auto res = http().post("/v1/completions", base);
   ASSERT_EQ(res->status, 200) << res->body;
   const Json body = Json::parse(res->body);
@@ -269,7 +294,8 @@ TEST_F(ScriptedHttp, CompletionsNonStreamingStreamingAndEcho) {
     const Json chunk = Json::parse(e.data);
     EXPECT_EQ(chunk["object"], "text_completion");
     text += chunk["choices"][0]["text"].get<std::string>();
-    if (!chunk["choices"][0]["finish_reason"].is_null()) finish = chunk["choices"][0]["finish_reason"];
+    if (!chunk["choices"][0]["finish_reason"].is_null())
+      finish = chunk["choices"][0]["finish_reason"];
   }
   EXPECT_TRUE(done);
   EXPECT_EQ(text, " plain completion");
@@ -277,7 +303,8 @@ TEST_F(ScriptedHttp, CompletionsNonStreamingStreamingAndEcho) {
 
   // A prompt of token ids.
   const std::vector<int32_t> ids = backend().encode("[[reply:ids]]", false);
-  auto ires = http().post("/v1/completions", {{"model", "scripted"}, {"prompt", ids}, {"max_tokens", 5}});
+  auto ires =
+      http().post("/v1/completions", {{"model", "scripted"}, {"prompt", ids}, {"max_tokens", 5}});
   EXPECT_EQ(Json::parse(ires->body)["choices"][0]["text"], "ids");
 }
 
@@ -298,7 +325,8 @@ TEST_F(ScriptedHttp, Logprobs) {
   EXPECT_EQ(joined, "ab");
   EXPECT_EQ(backend().last_request().sampling.top_logprobs, 2);
 
-  auto legacy = http().post("/v1/completions", {{"model", "scripted"}, {"prompt", "[[reply:cd]]"}, {"logprobs", 1}});
+  auto legacy = http().post("/v1/completions",
+                            {{"model", "scripted"}, {"prompt", "[[reply:cd]]"}, {"logprobs", 1}});
   const Json lp = Json::parse(legacy->body)["choices"][0]["logprobs"];
   EXPECT_EQ(lp["tokens"].size(), lp["token_logprobs"].size());
   EXPECT_EQ(lp["top_logprobs"].size(), lp["tokens"].size());
@@ -307,8 +335,11 @@ TEST_F(ScriptedHttp, Logprobs) {
 
 TEST_F(ScriptedHttp, AnthropicMessageNonStreaming) {
   serve();
-  Json body = messages_body("[[reply:Bonjour.]]", {{"system", Json::array({{{"type", "text"}, {"text", "Be brief."}}})},
-                                                   {"temperature", 0.2}, {"top_k", 5}, {"top_p", 0.5}});
+  Json body = messages_body("[[reply:Bonjour.]]",
+                            {{"system", Json::array({{{"type", "text"}, {"text", "Be brief."}}})},
+                             {"temperature", 0.2},
+                             {"top_k", 5},
+                             {"top_p", 0.5}});
   auto res = http().post("/v1/messages", body);
   ASSERT_EQ(res->status, 200) << res->body;
   const Json msg = Json::parse(res->body);
@@ -319,7 +350,8 @@ TEST_F(ScriptedHttp, AnthropicMessageNonStreaming) {
   EXPECT_EQ(msg["stop_reason"], "end_turn");
   EXPECT_TRUE(msg["stop_sequence"].is_null());
   EXPECT_GT(msg["usage"]["input_tokens"].get<int64_t>(), 0);
-  EXPECT_EQ(msg["usage"]["output_tokens"].get<int64_t>(), static_cast<int64_t>(backend().encode("Bonjour.", false).size()) + 1);
+  EXPECT_EQ(msg["usage"]["output_tokens"].get<int64_t>(),
+            static_cast<int64_t>(backend().encode("Bonjour.", false).size()) + 1);
   EXPECT_TRUE(msg["usage"].contains("cache_read_input_tokens"));
   EXPECT_NE(backend().last_prompt_text().find("Be brief."), std::string::npos);
   EXPECT_FLOAT_EQ(backend().last_request().sampling.temperature, 0.2f);
@@ -329,7 +361,8 @@ TEST_F(ScriptedHttp, AnthropicMessageNonStreaming) {
 
 TEST_F(ScriptedHttp, AnthropicStreamEventSequence) {
   serve();
-  auto res = http().post("/v1/messages", messages_body("[[reply:Hi there, friend.]]", {{"stream", true}}));
+  auto res =
+      http().post("/v1/messages", messages_body("[[reply:Hi there, friend.]]", {{"stream", true}}));
   ASSERT_EQ(res->status, 200);
   std::vector<std::string> names;
   std::string text;
@@ -338,7 +371,8 @@ TEST_F(ScriptedHttp, AnthropicStreamEventSequence) {
     ASSERT_NE(e.event, "comment");
     const Json data = Json::parse(e.data);
     EXPECT_EQ(data["type"], e.event);  // Anthropic repeats the event name as "type"
-    if (names.empty() || names.back() != e.event || e.event != "content_block_delta") names.push_back(e.event);
+    if (names.empty() || names.back() != e.event || e.event != "content_block_delta")
+      names.push_back(e.event);
     if (e.event == "content_block_delta") {
       EXPECT_EQ(data["delta"]["type"], "text_delta");
       EXPECT_EQ(data["index"], 0);
@@ -353,20 +387,23 @@ TEST_F(ScriptedHttp, AnthropicStreamEventSequence) {
       final_usage = data["usage"];
     }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"message_start", "ping", "content_block_start", "content_block_delta",
-                                             "content_block_stop", "message_delta", "message_stop"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"message_start", "ping", "content_block_start",
+                                             "content_block_delta", "content_block_stop",
+                                             "message_delta", "message_stop"}));
   EXPECT_EQ(text, "Hi there, friend.");
   EXPECT_GT(final_usage["output_tokens"].get<int64_t>(), 3);
 }
 
 TEST_F(ScriptedHttp, CountTokens) {
   serve();
-  Json body = {{"model", "scripted"}, {"messages", {{{"role", "user"}, {"content", "How many tokens is this?"}}}}};
+  Json body = {{"model", "scripted"},
+               {"messages", {{{"role", "user"}, {"content", "How many tokens is this?"}}}}};
   auto res = http().post("/v1/messages/count_tokens", body);
   ASSERT_EQ(res->status, 200) << res->body;
   const int64_t counted = Json::parse(res->body)["input_tokens"];
   body["max_tokens"] = 4;
-  const int64_t used = Json::parse(http().post("/v1/messages", body)->body)["usage"]["input_tokens"];
+  const int64_t used =
+      Json::parse(http().post("/v1/messages", body)->body)["usage"]["input_tokens"];
   EXPECT_EQ(counted, used);
   EXPECT_GT(counted, 5);
 }
@@ -379,7 +416,8 @@ const Json kWeatherTool = Json::parse(R"({
                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}})");
 
 const std::string kQwenCall =
-    "[[reply:<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\\n</tool_call>]]";
+    "[[reply:<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+    "\"Paris\"}}\\n</tool_call>]]";
 
 TEST_F(ScriptedHttp, OpenAIToolCallRoundTripQwen) {
   ScriptedOptions so;
@@ -398,7 +436,8 @@ TEST_F(ScriptedHttp, OpenAIToolCallRoundTripQwen) {
   const Json call = msg["message"]["tool_calls"][0];
   EXPECT_EQ(call["type"], "function");
   EXPECT_EQ(call["function"]["name"], "get_weather");
-  EXPECT_EQ(Json::parse(call["function"]["arguments"].get<std::string>()), Json({{"city", "Paris"}}));
+  EXPECT_EQ(Json::parse(call["function"]["arguments"].get<std::string>()),
+            Json({{"city", "Paris"}}));
   EXPECT_EQ(call["id"].get<std::string>().rfind("call_", 0), 0u);
 
   // Streaming: name first, then argument fragments that add up to the same JSON.
@@ -413,7 +452,8 @@ TEST_F(ScriptedHttp, OpenAIToolCallRoundTripQwen) {
   // The result goes back in the next request and is rendered as the template's tool response.
   Json next = chat_body("Weather in Paris? " + kQwenCall, {{"tools", {kWeatherTool}}});
   next["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {call}}});
-  next["messages"].push_back({{"role", "tool"}, {"tool_call_id", call["id"]},
+  next["messages"].push_back({{"role", "tool"},
+                              {"tool_call_id", call["id"]},
                               {"content", "{\"temp_c\": 21} [[reply:It is 21 C in Paris.]]"}});
   auto final_res = http().post("/v1/chat/completions", next);
   ASSERT_EQ(final_res->status, 200) << final_res->body;
@@ -422,8 +462,9 @@ TEST_F(ScriptedHttp, OpenAIToolCallRoundTripQwen) {
   EXPECT_EQ(final_msg["finish_reason"], "stop");
   const std::string prompt = backend().last_prompt_text();
   EXPECT_NE(prompt.find("<tool_response>\n{\"temp_c\": 21}"), std::string::npos) << prompt;
-  EXPECT_NE(prompt.find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"),
-            std::string::npos)
+  EXPECT_NE(
+      prompt.find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"),
+      std::string::npos)
       << prompt;
 }
 
@@ -444,7 +485,8 @@ TEST_F(ScriptedHttp, AnthropicToolUseRoundTripQwen) {
   EXPECT_EQ(use["name"], "get_weather");
   EXPECT_EQ(use["input"], Json({{"city", "Paris"}}));
   EXPECT_EQ(use["id"].get<std::string>().rfind("toolu_", 0), 0u);
-  EXPECT_NE(backend().last_prompt_text().find("\"description\": \"Current weather\""), std::string::npos);
+  EXPECT_NE(backend().last_prompt_text().find("\"description\": \"Current weather\""),
+            std::string::npos);
 
   // Streaming: a tool_use block with input_json_delta fragments.
   body["stream"] = true;
@@ -472,9 +514,11 @@ TEST_F(ScriptedHttp, AnthropicToolUseRoundTripQwen) {
   // tool_result in the next request.
   Json next = messages_body("Weather? " + kQwenCall, {{"tools", tools}});
   next["messages"].push_back({{"role", "assistant"}, {"content", {use}}});
-  next["messages"].push_back(
-      {{"role", "user"},
-       {"content", {{{"type", "tool_result"}, {"tool_use_id", use["id"]}, {"content", "sunny [[reply:Sunny.]]"}}}}});
+  next["messages"].push_back({{"role", "user"},
+                              {"content",
+                               {{{"type", "tool_result"},
+                                 {"tool_use_id", use["id"]},
+                                 {"content", "sunny [[reply:Sunny.]]"}}}}});
   auto final_res = http().post("/v1/messages", next);
   ASSERT_EQ(final_res->status, 200) << final_res->body;
   EXPECT_EQ(Json::parse(final_res->body)["content"][0]["text"], "Sunny.");
@@ -515,7 +559,8 @@ TEST_F(ScriptedHttp, ToolCallsLlamaJsonForm) {
   so.tokenizer = kLlama;
   so.chat_template = kLlamaToolTemplate;
   serve(so);
-  const std::string reply = "[[reply:{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}]]";
+  const std::string reply =
+      "[[reply:{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}]]";
   Json body = chat_body("Weather in Oslo? " + reply, {{"tools", {kWeatherTool}}});
   auto res = http().post("/v1/chat/completions", body);
   ASSERT_EQ(res->status, 200) << res->body;
@@ -523,21 +568,25 @@ TEST_F(ScriptedHttp, ToolCallsLlamaJsonForm) {
   ASSERT_TRUE(choice["message"].contains("tool_calls")) << res->body;
   ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << res->body;
   EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
-  EXPECT_EQ(Json::parse(choice["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()),
-            Json({{"city", "Oslo"}}));
+  EXPECT_EQ(
+      Json::parse(choice["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()),
+      Json({{"city", "Oslo"}}));
   EXPECT_EQ(choice["finish_reason"], "tool_calls");
   EXPECT_NE(backend().last_prompt_text().find("\"name\": \"get_weather\""), std::string::npos);
 
   // The result comes back as an ipython turn after the call the template writes out again.
   Json next = body;
-  next["messages"].push_back({{"role", "assistant"}, {"content", ""}, {"tool_calls", choice["message"]["tool_calls"]}});
-  next["messages"].push_back({{"role", "tool"}, {"tool_call_id", choice["message"]["tool_calls"][0]["id"]},
+  next["messages"].push_back(
+      {{"role", "assistant"}, {"content", ""}, {"tool_calls", choice["message"]["tool_calls"]}});
+  next["messages"].push_back({{"role", "tool"},
+                              {"tool_call_id", choice["message"]["tool_calls"][0]["id"]},
                               {"content", "-3 C [[reply:Cold.]]"}});
   auto final_res = http().post("/v1/chat/completions", next);
   EXPECT_EQ(Json::parse(final_res->body)["choices"][0]["message"]["content"], "Cold.");
-  EXPECT_NE(backend().last_prompt_text().find(
-                "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}<|eot_id|><|start_header_id|>ipython"),
-            std::string::npos)
+  EXPECT_NE(
+      backend().last_prompt_text().find("{\"name\": \"get_weather\", \"parameters\": {\"city\": "
+                                        "\"Oslo\"}}<|eot_id|><|start_header_id|>ipython"),
+      std::string::npos)
       << backend().last_prompt_text();
   // Without tools the same text is just text.
   auto plain = http().post("/v1/chat/completions", chat_body("Weather in Oslo? " + reply));
@@ -550,8 +599,10 @@ TEST_F(ScriptedHttp, SeveralToolCallsWithTextFirst) {
   so.tokenizer = kQwen;
   serve(so);
   const std::string reply =
-      "[[reply:Checking both.\\n<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}\\n</tool_call>\\n"
-      "<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"B\"}}\\n</tool_call>]]";
+      "[[reply:Checking both.\\n<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": "
+      "{\"city\": \"A\"}}\\n</tool_call>\\n"
+      "<tool_call>\\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+      "\"B\"}}\\n</tool_call>]]";
   Json body = chat_body(reply, {{"tools", {kWeatherTool}}, {"stream", true}});
   const ChatStream s = read_chat_stream(http().post("/v1/chat/completions", body)->body);
   EXPECT_EQ(s.content, "Checking both.\n");
@@ -559,7 +610,9 @@ TEST_F(ScriptedHttp, SeveralToolCallsWithTextFirst) {
   EXPECT_EQ(Json::parse(s.calls[1].second), Json({{"city", "B"}}));
   EXPECT_NE(s.call_ids[0], s.call_ids[1]);
 
-  Json anthropic = messages_body(reply, {{"tools", Json::parse(R"([{"name": "get_weather", "input_schema": {"type": "object"}}])")}});
+  Json anthropic = messages_body(
+      reply,
+      {{"tools", Json::parse(R"([{"name": "get_weather", "input_schema": {"type": "object"}}])")}});
   const Json msg = Json::parse(http().post("/v1/messages", anthropic)->body);
   ASSERT_EQ(msg["content"].size(), 3u) << msg.dump();
   EXPECT_EQ(msg["content"][0]["type"], "text");
@@ -573,14 +626,16 @@ TEST_F(ScriptedHttp, PingsDuringALongPrefill) {
   server::ServerOptions opts;
   opts.ping_interval_s = 0.2;
   serve({}, opts);
-  auto anthropic = http().post("/v1/messages", messages_body("[[prefill_ms:1200]][[reply:late]]", {{"stream", true}}));
+  auto anthropic = http().post(
+      "/v1/messages", messages_body("[[prefill_ms:1200]][[reply:late]]", {{"stream", true}}));
   int pings_before_text = 0;
   for (const SseEvent& e : parse_sse(anthropic->body)) {
     if (e.event == "content_block_start") break;
     if (e.event == "ping") ++pings_before_text;
   }
   EXPECT_GE(pings_before_text, 3);
-  auto openai = http().post("/v1/chat/completions", chat_body("[[prefill_ms:1200]][[reply:late]]", {{"stream", true}}));
+  auto openai = http().post("/v1/chat/completions",
+                            chat_body("[[prefill_ms:1200]][[reply:late]]", {{"stream", true}}));
   const ChatStream s = read_chat_stream(openai->body);
   EXPECT_GE(s.comments, 3);
   EXPECT_EQ(s.content, "late");
@@ -589,9 +644,10 @@ TEST_F(ScriptedHttp, PingsDuringALongPrefill) {
 TEST_F(ScriptedHttp, ClientDisconnectMidStreamFreesTheSlot) {
   serve();
   const std::string body =
-      chat_body("[[token_ms:50]][[reply:" + std::string(300, 'z') + "]]", {{"stream", true}}).dump();
-  const std::string got = request_then_hang_up(http().port(), "/v1/chat/completions", body, "\"content\":\"z",
-                                               std::chrono::milliseconds(5000));
+      chat_body("[[token_ms:50]][[reply:" + std::string(300, 'z') + "]]", {{"stream", true}})
+          .dump();
+  const std::string got = request_then_hang_up(http().port(), "/v1/chat/completions", body,
+                                               "\"content\":\"z", std::chrono::milliseconds(5000));
   ASSERT_NE(got.find("\"content\":\"z"), std::string::npos);
   EXPECT_TRUE(eventually([&] { return http().metric("hwledger_client_disconnects_total") == 1; }));
   EXPECT_TRUE(eventually([&] { return backend().scheduler_stats().running == 0; }));
@@ -599,8 +655,10 @@ TEST_F(ScriptedHttp, ClientDisconnectMidStreamFreesTheSlot) {
   EXPECT_EQ(http().metric("hwledger_http_generations_active"), 0);
 
   // The same for a non-streaming request whose client gives up.
-  const std::string plain = chat_body("[[token_ms:50]][[reply:" + std::string(300, 'z') + "]]").dump();
-  request_then_hang_up(http().port(), "/v1/chat/completions", plain, "never", std::chrono::milliseconds(300));
+  const std::string plain =
+      chat_body("[[token_ms:50]][[reply:" + std::string(300, 'z') + "]]").dump();
+  request_then_hang_up(http().port(), "/v1/chat/completions", plain, "never",
+                       std::chrono::milliseconds(300));
   EXPECT_TRUE(eventually([&] { return http().metric("hwledger_client_disconnects_total") == 2; }));
   EXPECT_TRUE(eventually([&] { return backend().scheduler_stats().running == 0; }));
 }
@@ -610,10 +668,13 @@ TEST_F(ScriptedHttp, QueueFullIs503Or529WithRetryAfter) {
   so.max_running = 1;
   so.max_queue = 1;
   serve(so);
-  const std::string slow = chat_body("[[token_ms:20]][[reply:" + std::string(60, 'q') + "]]").dump();
-  auto running = std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
+  const std::string slow =
+      chat_body("[[token_ms:20]][[reply:" + std::string(60, 'q') + "]]").dump();
+  auto running =
+      std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
   ASSERT_TRUE(eventually([&] { return backend().scheduler_stats().running == 1; }));
-  auto waiting = std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
+  auto waiting =
+      std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
   ASSERT_TRUE(eventually([&] { return backend().scheduler_stats().queued == 1; }));
   auto openai = http().post("/v1/chat/completions", chat_body("hi"));
   EXPECT_EQ(openai->status, 503);
@@ -631,13 +692,18 @@ TEST_F(ScriptedHttp, ConnectionsBeyondTheCapGet503) {
   server::ServerOptions opts;
   opts.max_connections = 2;
   serve({}, opts);
-  const std::string slow = chat_body("[[token_ms:20]][[reply:" + std::string(60, 'c') + "]]").dump();
-  auto a = std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
-  auto b = std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
+  const std::string slow =
+      chat_body("[[token_ms:20]][[reply:" + std::string(60, 'c') + "]]").dump();
+  auto a =
+      std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
+  auto b =
+      std::async(std::launch::async, [&] { return http().post_raw("/v1/chat/completions", slow); });
   ASSERT_TRUE(eventually([&] { return backend().scheduler_stats().running == 2; }));
   auto third = http().post("/v1/chat/completions", chat_body("hi"));
   EXPECT_EQ(third->status, 503);
-  EXPECT_NE(Json::parse(third->body)["error"]["message"].get<std::string>().find("too many connections"), std::string::npos);
+  EXPECT_NE(
+      Json::parse(third->body)["error"]["message"].get<std::string>().find("too many connections"),
+      std::string::npos);
   EXPECT_EQ(a.get()->status, 200);
   EXPECT_EQ(b.get()->status, 200);
 }
@@ -647,8 +713,9 @@ TEST_F(ScriptedHttp, ThirtyTwoConcurrentStreamsAllComplete) {
   std::vector<std::future<httplib::Result>> streams;
   for (int i = 0; i < 32; ++i) {
     streams.push_back(std::async(std::launch::async, [&, i] {
-      return http().post("/v1/chat/completions",
-                         chat_body("[[token_ms:5]][[reply:stream " + std::to_string(i) + " says hello]]", {{"stream", true}}));
+      return http().post("/v1/chat/completions", chat_body("[[token_ms:5]][[reply:stream " +
+                                                               std::to_string(i) + " says hello]]",
+                                                           {{"stream", true}}));
     }));
   }
   for (int i = 0; i < 32; ++i) {
@@ -664,7 +731,9 @@ TEST_F(ScriptedHttp, ThirtyTwoConcurrentStreamsAllComplete) {
 TEST_F(ScriptedHttp, StopLetsARunningStreamFinish) {
   serve();
   auto stream = std::async(std::launch::async, [&] {
-    return http().post("/v1/chat/completions", chat_body("[[token_ms:30]][[reply:" + std::string(40, 's') + "]]", {{"stream", true}}));
+    return http().post(
+        "/v1/chat/completions",
+        chat_body("[[token_ms:30]][[reply:" + std::string(40, 's') + "]]", {{"stream", true}}));
   });
   ASSERT_TRUE(eventually([&] { return backend().scheduler_stats().running == 1; }));
   http().stop(10);
@@ -681,18 +750,24 @@ TEST_F(ScriptedHttp, MetricsInPrometheusFormat) {
   http().post("/v1/chat/completions", chat_body("[[reply:x]]", {{"model", "nope"}}));
   // Requests are counted once their response is out, so the second may lag a moment.
   EXPECT_TRUE(eventually([&] {
-    return http().get("/metrics")->body.find("route=\"/v1/chat/completions\",status=\"404\"") != std::string::npos;
+    return http().get("/metrics")->body.find("route=\"/v1/chat/completions\",status=\"404\"") !=
+           std::string::npos;
   }));
   auto res = http().get("/metrics");
   ASSERT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/plain", 0), 0u);
   const std::string& text = res->body;
   SCOPED_TRACE(text.substr(0, 600));
-  EXPECT_NE(text.find("hwledger_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"), std::string::npos);
-  EXPECT_NE(text.find("hwledger_http_requests_total{route=\"/v1/chat/completions\",status=\"404\"} 1"), std::string::npos);
+  EXPECT_NE(
+      text.find("hwledger_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find("hwledger_http_requests_total{route=\"/v1/chat/completions\",status=\"404\"} 1"),
+      std::string::npos);
   EXPECT_NE(text.find("# TYPE hwledger_time_to_first_token_seconds histogram"), std::string::npos);
   EXPECT_NE(text.find("hwledger_time_to_first_token_seconds_count 1"), std::string::npos);
-  EXPECT_NE(text.find("hwledger_inter_token_latency_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
+  EXPECT_NE(text.find("hwledger_inter_token_latency_seconds_bucket{le=\"+Inf\"}"),
+            std::string::npos);
   EXPECT_NE(text.find("hwledger_kv_cache_hits_total{tier=\"working\"}"), std::string::npos);
   EXPECT_NE(text.find("hwledger_queue_depth 0"), std::string::npos);
   EXPECT_NE(text.find("hwledger_generated_tokens_total 2"), std::string::npos);

@@ -16,7 +16,8 @@ namespace {
 
 tokenizer::Tokenizer load_tokenizer(const std::string& where) {
   if (where == "demo")
-    return tokenizer::Tokenizer::from_json(tokenizer::demo_tokenizer_json(), tokenizer::demo_tokenizer_config_json(),
+    return tokenizer::Tokenizer::from_json(tokenizer::demo_tokenizer_json(),
+                                           tokenizer::demo_tokenizer_config_json(),
                                            "demo tokenizer");
   return tokenizer::Tokenizer::load(where);
 }
@@ -41,7 +42,8 @@ int64_t directive_number(const std::string& text, const std::string& name, int64
   return std::stoll(v);
 }
 
-GenerateResult make_result(const std::string& id, int64_t prompt, int64_t cached, int64_t completion, StopReason reason) {
+GenerateResult make_result(const std::string& id, int64_t prompt, int64_t cached,
+                           int64_t completion, StopReason reason) {
   GenerateResult r;
   r.id = id;
   r.prompt_tokens = prompt;
@@ -69,12 +71,14 @@ struct ScriptedBackend::Live {
 ScriptedBackend::ScriptedBackend(const ScriptedOptions& options)
     : opts_(options), tokenizer_(load_tokenizer(options.tokenizer)) {
   const tokenizer::TokenizerConfig& config = tokenizer_.config();
-  const std::string& source = options.chat_template.empty() ? config.chat_template : options.chat_template;
+  const std::string& source =
+      options.chat_template.empty() ? config.chat_template : options.chat_template;
   if (!source.empty()) template_ = std::make_unique<chat::ChatTemplate>(source);
   if (config.eos_id >= 0) stop_ids_.push_back(config.eos_id);
   for (const char* eos : {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|endoftext|>"}) {
     const int32_t id = tokenizer_.token_to_id(eos);
-    if (id >= 0 && std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
+    if (id >= 0 && std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end())
+      stop_ids_.push_back(id);
   }
   thread_ = std::thread([this] { loop(); });
 }
@@ -88,18 +92,21 @@ ScriptedBackend::~ScriptedBackend() {
   thread_.join();
 }
 
-std::string ScriptedBackend::render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                         bool add_generation_prompt, const nlohmann::ordered_json& extra) const {
+std::string ScriptedBackend::render_chat(const nlohmann::ordered_json& messages,
+                                         const nlohmann::ordered_json& tools,
+                                         bool add_generation_prompt,
+                                         const nlohmann::ordered_json& extra) const {
   if (!template_) fail_input("the scripted model's tokenizer has no chat template");
   const tokenizer::TokenizerConfig& config = tokenizer_.config();
-  std::string text = chat::render_chat_ordered(*template_, messages, tools, add_generation_prompt, config.bos_token,
-                                               config.eos_token, extra);
+  std::string text = chat::render_chat_ordered(*template_, messages, tools, add_generation_prompt,
+                                               config.bos_token, config.eos_token, extra);
   std::lock_guard lock(mu_);
   last_prompt_text_ = text;
   return text;
 }
 
-std::vector<int32_t> ScriptedBackend::encode(const std::string& text, bool add_special_tokens) const {
+std::vector<int32_t> ScriptedBackend::encode(const std::string& text,
+                                             bool add_special_tokens) const {
   return tokenizer_.encode(text, add_special_tokens);
 }
 
@@ -110,7 +117,8 @@ bool ScriptedBackend::submit(GenerateRequest request, std::shared_ptr<RequestSin
   if (reply.empty()) reply = "Hello from the scripted model.";
   live->reply = tokenizer_.encode(reply, false);
   live->token_gap = std::chrono::milliseconds(directive_number(text, "token_ms", 1));
-  live->prefill_end = Clock::now() + std::chrono::milliseconds(directive_number(text, "prefill_ms", 0));
+  live->prefill_end =
+      Clock::now() + std::chrono::milliseconds(directive_number(text, "prefill_ms", 0));
   live->next_event = Clock::now();
   live->sink = std::move(sink);
   {
@@ -119,7 +127,8 @@ bool ScriptedBackend::submit(GenerateRequest request, std::shared_ptr<RequestSin
       ++stats_.requests_rejected;
       return false;
     }
-    // Prefix reuse: whole blocks shared with an earlier prompt (at least one token left to compute).
+    // Prefix reuse: whole blocks shared with an earlier prompt (at least one token left to
+    // compute).
     size_t best = 0;
     for (const auto& seen : seen_prompts_) {
       size_t n = 0;
@@ -128,7 +137,10 @@ bool ScriptedBackend::submit(GenerateRequest request, std::shared_ptr<RequestSin
     }
     best = std::min(best, request.prompt.size() - 1);
     live->cached = static_cast<int64_t>(best / opts_.block_tokens * opts_.block_tokens);
-    if (live->cached > 0) ++cache_hits_; else ++cache_misses_;
+    if (live->cached > 0)
+      ++cache_hits_;
+    else
+      ++cache_misses_;
     seen_prompts_.push_back(request.prompt);
     last_request_ = request;
     live->request = std::move(request);
@@ -193,7 +205,9 @@ void ScriptedBackend::loop() {
       if ((*it)->cancelled) {
         auto l = *it;
         it = queue_.erase(it);
-        GenerateResult r = make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()), 0, 0, StopReason::Cancelled);
+        GenerateResult r =
+            make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()), 0, 0,
+                        StopReason::Cancelled);
         lock.unlock();
         l->sink->on_done(r);
         lock.lock();
@@ -207,8 +221,8 @@ void ScriptedBackend::loop() {
     std::vector<std::shared_ptr<Live>> finished;
     lock.unlock();
     for (auto& l : batch) {
-      GenerateResult r = make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()), l->cached,
-                                     static_cast<int64_t>(l->next), StopReason::Length);
+      GenerateResult r = make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()),
+                                     l->cached, static_cast<int64_t>(l->next), StopReason::Length);
       bool done = false;
       if (l->cancelled) {
         r.reason = StopReason::Cancelled;
@@ -233,8 +247,9 @@ void ScriptedBackend::loop() {
           if (l->request.sampling.top_logprobs >= 0) {
             event.logprob = -0.25f;
             for (int32_t k = 0; k < l->request.sampling.top_logprobs; ++k)
-              event.top_logprobs.emplace_back((event.token + k) % static_cast<int32_t>(tokenizer_.vocab_size()),
-                                              -0.25f - static_cast<float>(k));
+              event.top_logprobs.emplace_back(
+                  (event.token + k) % static_cast<int32_t>(tokenizer_.vocab_size()),
+                  -0.25f - static_cast<float>(k));
           }
           ++l->next;
           r.completion_tokens = static_cast<int64_t>(l->next);
@@ -269,7 +284,8 @@ void ScriptedBackend::loop() {
   queue_.clear();
   lock.unlock();
   for (auto& l : left) {
-    GenerateResult r = make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()), 0, 0, StopReason::Cancelled);
+    GenerateResult r = make_result(l->request.id, static_cast<int64_t>(l->request.prompt.size()), 0,
+                                   0, StopReason::Cancelled);
     l->sink->on_done(r);
   }
 }

@@ -2,7 +2,8 @@
 // protocol path exactly: tool calls, stop strings, long prefills, a full queue, disconnects.
 //
 // Directives in the prompt's text (the last of each kind wins):
-//   [[reply:TEXT]]      the reply (default "Hello from the scripted model."); "\n" in TEXT is a newline
+//   [[reply:TEXT]]      the reply (default "Hello from the scripted model."); "\n" in TEXT is a
+//   newline
 //   [[token_ms:N]]      N ms between tokens (default 1)
 //   [[prefill_ms:N]]    N ms of "prefill" before the first token, with progress every 50 ms
 // Like the real scheduler, one thread calls every sink; a reply shorter than max_tokens ends
@@ -44,8 +45,9 @@ class ScriptedBackend final : public server::ServingBackend {
   const tokenizer::Tokenizer* tokenizer() const override { return &tokenizer_; }
   const std::vector<int32_t>& stop_token_ids() const override { return stop_ids_; }
   std::string chat_template_source() const override { return template_ ? template_->source() : ""; }
-  std::string render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                          bool add_generation_prompt, const nlohmann::ordered_json& extra) const override;
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                          const nlohmann::ordered_json& extra) const override;
   std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const override;
   bool submit(GenerateRequest request, std::shared_ptr<RequestSink> sink) override;
   bool cancel(const std::string& id) override;

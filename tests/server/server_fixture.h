@@ -21,10 +21,13 @@ using Json = nlohmann::json;
 
 class LiveServer {
  public:
-  LiveServer(server::ServingBackend& backend, const server::ServerOptions& options) : server_(backend, options) {
+  LiveServer(server::ServingBackend& backend, const server::ServerOptions& options)
+      : server_(backend, options) {
     start();
   }
-  LiveServer(ModelContext& model, const server::ServerOptions& options) : server_(model, options) { start(); }
+  LiveServer(ModelContext& model, const server::ServerOptions& options) : server_(model, options) {
+    start();
+  }
   ~LiveServer() { stop(); }
 
   void stop(double drain_s = 2) {
@@ -44,10 +47,12 @@ class LiveServer {
   }
 
   // POST with a JSON body (or raw text) and optional headers.
-  httplib::Result post(const std::string& path, const Json& body, httplib::Headers headers = {}) const {
+  httplib::Result post(const std::string& path, const Json& body,
+                       httplib::Headers headers = {}) const {
     return client().Post(path.c_str(), headers, body.dump(), "application/json");
   }
-  httplib::Result post_raw(const std::string& path, const std::string& body, httplib::Headers headers = {}) const {
+  httplib::Result post_raw(const std::string& path, const std::string& body,
+                           httplib::Headers headers = {}) const {
     return client().Post(path.c_str(), headers, body, "application/json");
   }
   httplib::Result get(const std::string& path, httplib::Headers headers = {}) const {
@@ -72,7 +77,8 @@ class LiveServer {
   void start() {
     port_ = server_.bind();
     thread_ = std::thread([this] { server_.serve(); });
-    for (int i = 0; i < 500 && !server_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    for (int i = 0; i < 500 && !server_.is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 
   server::HttpServer server_;
@@ -114,7 +120,8 @@ inline std::vector<SseEvent> parse_sse(const std::string& body) {
 // A client that sends a request over a raw socket, reads until `wait_for` shows up in the
 // response (or `timeout`), then closes the connection: a client that goes away mid-stream.
 inline std::string request_then_hang_up(int port, const std::string& path, const std::string& body,
-                                        const std::string& wait_for, std::chrono::milliseconds timeout) {
+                                        const std::string& wait_for,
+                                        std::chrono::milliseconds timeout) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -124,7 +131,8 @@ inline std::string request_then_hang_up(int port, const std::string& path, const
     close(fd);
     return {};
   }
-  const std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+  const std::string request = "POST " + path +
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   (void)!send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string got;
@@ -132,7 +140,8 @@ inline std::string request_then_hang_up(int port, const std::string& path, const
   timeval tv{0, 100000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char buf[4096];
-  while (std::chrono::steady_clock::now() < deadline && (wait_for.empty() || got.find(wait_for) == std::string::npos)) {
+  while (std::chrono::steady_clock::now() < deadline &&
+         (wait_for.empty() || got.find(wait_for) == std::string::npos)) {
     const ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n > 0) got.append(buf, static_cast<size_t>(n));
     if (n == 0) break;

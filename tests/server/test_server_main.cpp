@@ -5,9 +5,9 @@
 //   hwledger_test_server --scripted demo|TOKENIZER_DIR [--port N] ...
 //
 // Prints "listening on PORT" on stdout once it accepts connections; SIGINT/SIGTERM stop it.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   int64_t max_queue = 64, max_running = 32, context = 0;
   int threads = 0;
   auto* model_opt = app.add_option("--model", model, "a model folder, or demo");
-  app.add_option("--scripted", scripted, "serve the scripted model with this tokenizer (demo or a folder)")
+  app.add_option("--scripted", scripted,
+                 "serve the scripted model with this tokenizer (demo or a folder)")
       ->excludes(model_opt);
   app.add_option("--name", name, "the model's name in the API");
   app.add_option("--host", opts.host);
@@ -63,7 +64,8 @@ int main(int argc, char** argv) {
   app.add_option("--ping-interval", opts.ping_interval_s);
   app.add_option("--max-queue", max_queue);
   app.add_option("--max-running", max_running);
-  app.add_option("--context", context, "context length (scripted: default 4096; model: engine default)");
+  app.add_option("--context", context,
+                 "context length (scripted: default 4096; model: engine default)");
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
   if (model.empty() && scripted.empty()) model = "demo";
@@ -98,7 +100,8 @@ int main(int argc, char** argv) {
       sched.max_queue = max_queue;
       sched.max_running = max_running;
       context_holder = std::make_unique<ModelContext>(
-          dir, name.empty() ? (model == "demo" ? "demo" : fs::path(dir).filename().string()) : name, eo, sched);
+          dir, name.empty() ? (model == "demo" ? "demo" : fs::path(dir).filename().string()) : name,
+          eo, sched);
       http = std::make_unique<server::HttpServer>(*context_holder, opts);
     }
     const int port = http->bind();

@@ -28,7 +28,9 @@ Parsed parse(ToolCallFormat format, const std::vector<std::string>& pieces) {
   Parsed out;
   for (const ToolEvent& e : events) {
     switch (e.kind) {
-      case ToolEvent::Kind::Text: out.text += e.text; break;
+      case ToolEvent::Kind::Text:
+        out.text += e.text;
+        break;
       case ToolEvent::Kind::CallStart:
         EXPECT_EQ(e.index, static_cast<int>(out.names.size()));
         out.names.push_back(e.text);
@@ -39,7 +41,9 @@ Parsed parse(ToolCallFormat format, const std::vector<std::string>& pieces) {
         out.arguments.at(e.index) += e.text;
         ++out.argument_events;
         break;
-      case ToolEvent::Kind::CallEnd: ++out.ends; break;
+      case ToolEvent::Kind::CallEnd:
+        ++out.ends;
+        break;
     }
   }
   return out;
@@ -68,18 +72,22 @@ void expect_split_invariant(ToolCallFormat format, const std::string& text) {
 
 TEST(ToolCalls, HermesSingleCall) {
   const std::string out =
-      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"C\"}}\n</tool_call>";
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": "
+      "\"C\"}}\n</tool_call>";
   const Parsed p = parse(ToolCallFormat::Hermes, {out});
   EXPECT_EQ(p.text, "");
   ASSERT_EQ(p.names, std::vector<std::string>{"get_weather"});
-  EXPECT_EQ(nlohmann::json::parse(p.arguments[0]), nlohmann::json({{"city", "Paris"}, {"unit", "C"}}));
+  EXPECT_EQ(nlohmann::json::parse(p.arguments[0]),
+            nlohmann::json({{"city", "Paris"}, {"unit", "C"}}));
   EXPECT_EQ(p.ends, 1);
   expect_split_invariant(ToolCallFormat::Hermes, out);
 }
 
 TEST(ToolCalls, HermesArgumentsStreamAsTheyArrive) {
   // Byte by byte, the arguments come out in many fragments, not one at the end.
-  const std::string out = "<tool_call>{\"name\": \"f\", \"arguments\": {\"text\": \"a } tricky \\\" string\"}}</tool_call>";
+  const std::string out =
+      "<tool_call>{\"name\": \"f\", \"arguments\": {\"text\": \"a } tricky \\\" "
+      "string\"}}</tool_call>";
   const Parsed p = parse(ToolCallFormat::Hermes, bytes_of(out));
   ASSERT_EQ(p.names.size(), 1u);
   EXPECT_EQ(p.arguments[0], "{\"text\": \"a } tricky \\\" string\"}");
@@ -88,7 +96,8 @@ TEST(ToolCalls, HermesArgumentsStreamAsTheyArrive) {
 
 TEST(ToolCalls, HermesSeveralCallsWithTextBefore) {
   const std::string out =
-      "Let me check both.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n"
+      "Let me check both.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": "
+      "1}}\n</tool_call>\n"
       "<tool_call>\n{\"name\": \"b\", \"arguments\": {\"y\": [1, {\"z\": null}]}}\n</tool_call>";
   const Parsed p = parse(ToolCallFormat::Hermes, {out});
   EXPECT_EQ(p.text, "Let me check both.\n");
@@ -99,13 +108,17 @@ TEST(ToolCalls, HermesSeveralCallsWithTextBefore) {
 }
 
 TEST(ToolCalls, HermesArgumentsBeforeNameAndAsString) {
-  const Parsed p1 = parse(ToolCallFormat::Hermes, {"<tool_call>{\"arguments\": {\"q\": 1}, \"name\": \"s\"}</tool_call>"});
+  const Parsed p1 = parse(ToolCallFormat::Hermes,
+                          {"<tool_call>{\"arguments\": {\"q\": 1}, \"name\": \"s\"}</tool_call>"});
   EXPECT_EQ(p1.names, std::vector<std::string>{"s"});
   EXPECT_EQ(p1.arguments[0], "{\"q\": 1}");
-  const Parsed p2 = parse(ToolCallFormat::Hermes, {"<tool_call>{\"name\": \"s\", \"arguments\": \"{\\\"q\\\": 2}\"}</tool_call>"});
+  const Parsed p2 =
+      parse(ToolCallFormat::Hermes,
+            {"<tool_call>{\"name\": \"s\", \"arguments\": \"{\\\"q\\\": 2}\"}</tool_call>"});
   EXPECT_EQ(p2.names, std::vector<std::string>{"s"});
   EXPECT_EQ(p2.arguments[0], "{\"q\": 2}");
-  const Parsed p3 = parse(ToolCallFormat::Hermes, {"<tool_call>{\"name\": \"noargs\"}</tool_call>"});
+  const Parsed p3 =
+      parse(ToolCallFormat::Hermes, {"<tool_call>{\"name\": \"noargs\"}</tool_call>"});
   EXPECT_EQ(p3.arguments[0], "{}");
 }
 
@@ -125,7 +138,8 @@ TEST(ToolCalls, HermesPlainTextPassesThroughIncludingTagLookalikes) {
 }
 
 TEST(ToolCalls, HermesUnfinishedCallEndsAtFinish) {
-  const Parsed p = parse(ToolCallFormat::Hermes, {"<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": \"b"});
+  const Parsed p =
+      parse(ToolCallFormat::Hermes, {"<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": \"b"});
   ASSERT_EQ(p.names, std::vector<std::string>{"f"});
   EXPECT_EQ(p.arguments[0], "{\"a\": \"b");  // what the model wrote before it stopped
   EXPECT_EQ(p.ends, 1);
@@ -145,7 +159,8 @@ TEST(ToolCalls, LlamaJsonCall) {
 
 TEST(ToolCalls, LlamaJsonAfterPythonTagAndSeveral) {
   const std::string out =
-      "<|python_tag|>{\"type\": \"function\", \"name\": \"a\", \"parameters\": {}}; {\"name\": \"b\", \"parameters\": {\"k\": true}}";
+      "<|python_tag|>{\"type\": \"function\", \"name\": \"a\", \"parameters\": {}}; {\"name\": "
+      "\"b\", \"parameters\": {\"k\": true}}";
   const Parsed p = parse(ToolCallFormat::LlamaJson, {out});
   EXPECT_EQ(p.names, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(p.arguments[0], "{}");
@@ -164,8 +179,10 @@ TEST(ToolCalls, LlamaPlainTextAndOtherJsonStayText) {
 }
 
 TEST(ToolCalls, FormatFromTemplate) {
-  EXPECT_EQ(hwledger::server::detect_tool_call_format("... <tool_call> ..."), ToolCallFormat::Hermes);
-  EXPECT_EQ(hwledger::server::detect_tool_call_format("{{- '<|python_tag|>' }}"), ToolCallFormat::LlamaJson);
+  EXPECT_EQ(hwledger::server::detect_tool_call_format("... <tool_call> ..."),
+            ToolCallFormat::Hermes);
+  EXPECT_EQ(hwledger::server::detect_tool_call_format("{{- '<|python_tag|>' }}"),
+            ToolCallFormat::LlamaJson);
   EXPECT_EQ(hwledger::server::detect_tool_call_format(""), ToolCallFormat::Hermes);
 }
 
