@@ -1,6 +1,7 @@
 #include "scripted_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -64,7 +65,7 @@ struct ScriptedBackend::Live {
   Clock::time_point prefill_end, next_event;
   Clock::time_point submitted = Clock::now();
   int64_t cached = 0;
-  bool cancelled = false;
+  std::atomic<bool> cancelled{false};  // set by cancel(), read by the loop
   bool first = true;
 };
 
@@ -157,9 +158,15 @@ bool ScriptedBackend::cancel(const std::string& id) {
   {
     std::lock_guard lock(mu_);
     for (auto& l : queue_)
-      if (l->request.id == id) found = l->cancelled = true;
+      if (l->request.id == id) {
+        l->cancelled = true;
+        found = true;
+      }
     for (auto& l : running_)
-      if (l->request.id == id) found = l->cancelled = true;
+      if (l->request.id == id) {
+        l->cancelled = true;
+        found = true;
+      }
     poked_ = poked_ || found;
   }
   cv_.notify_all();
