@@ -19,6 +19,12 @@ namespace chat {
 class ChatTemplate;
 }
 
+// OpenAI-shaped chat messages as chat templates expect them: `content` given as a list of parts
+// becomes one string (text parts joined by "\n"; other part types are refused), and
+// tool_calls[].function.arguments sent as a JSON string becomes the object it encodes (left as
+// it is when it does not parse to an object). Throws InputError naming the bad message / part.
+nlohmann::ordered_json messages_for_template(const nlohmann::ordered_json& messages);
+
 class ModelContext {
  public:
   // Loads `model_dir` (tokenizer.json, tokenizer_config.json and generation_config.json are
