@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/agent_loop.h"
 #include "bench/model_bench.h"
 #include "rpc/generate_params.h"
 #include "sched/model_context.h"
@@ -688,13 +689,30 @@ json EngineService::cache_clear(const json& params) {
 json EngineService::bench(const json& params) {
   Params p(params);
   std::string workload = p.opt_string("workload").value_or("model");
-  if (workload != "model") {
-    // TODO(bench issue): the agent-loop workload, once src/bench has it.
+  if (workload != "model" && workload != "agent-loop") {
     throw_invalid_param("workload",
-                        fmt::format("'{}' is not supported here (supported: model)", workload));
+                        fmt::format("'{}' is not a workload (model, agent-loop)", workload));
   }
   ModelContext& context = require_model();
-  int64_t context_length = context.context_length();
+  // The benches drive engines directly and measure time: nothing else may run meanwhile.
+  if (pinned_)
+    throw RpcError(kBusy, "bench is refused while the engine serves HTTP",
+                   {{"reason", "engine busy"}});
+  SchedulerStats stats = context.scheduler().stats();
+  if (live_requests() > 0 || stats.running > 0 || stats.queued > 0) {
+    throw RpcError(kBusy, "bench needs an idle engine; requests are running",
+                   {{"reason", "engine busy"},
+                    {"running", stats.running + static_cast<int64_t>(live_requests())}});
+  }
+  json report =
+      workload == "model" ? bench_model_workload(p, context) : bench_agent_loop_workload(p);
+  report["workload"] = workload;
+  return report;
+}
+
+// `hwledger bench model` on the loaded engine.
+json EngineService::bench_model_workload(const Params& p, ModelContext& context) {
+  const int64_t context_length = context.context_length();
   ModelBenchOptions opts;
   opts.prompt_tokens =
       p.opt_integer("prompt_tokens", 1, context_length).value_or(opts.prompt_tokens);
@@ -706,19 +724,37 @@ json EngineService::bench(const json& params) {
         "gen_tokens", fmt::format("prompt_tokens + gen_tokens ({}) exceeds the context length ({})",
                                   opts.prompt_tokens + opts.gen_tokens, context_length));
   }
-  // The bench drives the engine directly: nothing else may run on it meanwhile.
-  if (pinned_)
-    throw RpcError(kBusy, "bench is refused while the engine serves HTTP",
-                   {{"reason", "engine busy"}});
-  SchedulerStats stats = context.scheduler().stats();
-  if (live_requests() > 0 || stats.running > 0 || stats.queued > 0) {
-    throw RpcError(kBusy, "bench needs an idle engine; requests are running",
-                   {{"reason", "engine busy"},
-                    {"running", stats.running + static_cast<int64_t>(live_requests())}});
+  return bench_model(context.engine(), opts).to_json();
+}
+
+// `hwledger bench agent-loop` with the loaded model's folder and options. It builds engines of
+// its own, one per cache mode, with their SSD tiers in a temporary folder (never --cache-dir).
+json EngineService::bench_agent_loop_workload(const Params& p) {
+  AgentLoopOptions opts;
+  opts.model_dir = options_.resolve_model ? options_.resolve_model(model_spec_) : model_spec_;
+  opts.engine = model_options_;
+  opts.prefix_tokens = p.opt_integer("prefix_tokens", 1, 1 << 20).value_or(opts.prefix_tokens);
+  opts.sessions = p.opt_integer("sessions", 1, 64).value_or(opts.sessions);
+  opts.turns = p.opt_integer("turns", 1, 1000).value_or(opts.turns);
+  opts.append_tokens = p.opt_integer("append_tokens", 1, 1 << 16).value_or(opts.append_tokens);
+  opts.gen_tokens = p.opt_integer("gen_tokens", 1, 4096).value_or(opts.gen_tokens);
+  opts.seed = p.opt_unsigned("seed").value_or(opts.seed);
+  if (const json* modes = p.find("modes")) {
+    if (!modes->is_array() || modes->empty())
+      throw_invalid_param("modes", "must be a non-empty array of mode names");
+    opts.modes.clear();
+    for (size_t i = 0; i < modes->size(); ++i) {
+      const json& m = (*modes)[i];
+      std::string field = fmt::format("modes[{}]", i);
+      if (!m.is_string()) throw_invalid_param(field, "must be one of off, ram, ram+ssd, ssd-cold");
+      try {
+        opts.modes.push_back(parse_agent_loop_mode(m.get<std::string>()));
+      } catch (const InputError& e) {
+        throw_invalid_param(field, e.what());
+      }
+    }
   }
-  json report = bench_model(context.engine(), opts).to_json();
-  report["workload"] = workload;
-  return report;
+  return run_agent_loop(opts).to_json();
 }
 
 }  // namespace hwledger::rpc

@@ -95,6 +95,8 @@ class EngineService {
   json cache_stats();
   json cache_clear(const json& params);
   json bench(const json& params);
+  json bench_model_workload(const Params& p, ModelContext& context);
+  json bench_agent_loop_workload(const Params& p);
   void start_generate(Request request,
                       std::string_view line);  // reader thread: check, register, queue
   void submit_generate(const Request& request, const struct GenerateParams& params);

@@ -331,6 +331,23 @@ TEST_F(EngineTest, BenchReportsTheModelBench) {
   std::string dump = r.dump();
   EXPECT_NE(dump.find("prefill"), std::string::npos) << dump;
   EXPECT_NE(dump.find("decode"), std::string::npos) << dump;
+  // The agent-loop workload: its report, with every cache mode generating the same tokens.
+  json loop = rpc_->result("bench",
+                           {{"workload", "agent-loop"},
+                            {"prefix_tokens", 64},
+                            {"sessions", 2},
+                            {"turns", 2},
+                            {"append_tokens", 32},
+                            {"gen_tokens", 4},
+                            {"modes", {"off", "ram"}}},
+                           300);
+  EXPECT_EQ(loop["workload"], "agent-loop");
+  EXPECT_EQ(loop["outputs_identical_across_modes"], true) << loop.dump();
+  ASSERT_TRUE(loop["modes"].contains("ram")) << loop.dump();
+  EXPECT_EQ(loop["modes"]["ram"]["turns"].size(), 4u);
+  EXPECT_EQ(rpc_->call("bench", {{"workload", "agent-loop"},
+                                 {"modes", {"floppy"}}})["error"]["data"]["field"],
+            "modes[0]");
   EXPECT_EQ(rpc_->call("bench", {{"workload", "nope"}})["error"]["data"]["field"], "workload");
   EXPECT_EQ(rpc_->call("bench", {{"prompt_tokens", 0}})["error"]["data"]["field"], "prompt_tokens");
 }
