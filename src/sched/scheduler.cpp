@@ -247,7 +247,14 @@ void Scheduler::Impl::loop() {
       if (queue.empty() && running.empty()) return;
       continue;
     }
-    if (!running.empty()) step();
+    if (!running.empty()) {
+      try {
+        step();
+      } catch (const std::exception& e) {  // a bug or bad_alloc: end the batch, keep serving
+        spdlog::error("scheduler step failed: {}", e.what());
+        for (auto& r : running) finish(*r, StopReason::Error, fmt::format("internal error: {}", e.what()));
+      }
+    }
     retire_done();
   }
 }
