@@ -48,7 +48,6 @@ struct BpeScratch {
     }
   };
   std::vector<Candidate> heap;
-  std::string text;
 };
 
 class WordCache;
