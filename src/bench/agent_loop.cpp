@@ -122,7 +122,13 @@ AgentLoopReport run_agent_loop(const AgentLoopOptions& o) {
     // Working memory holds about one session's context, so the other sessions' blocks must
     // come back from the tiers below.
     const ModelConfig cfg = ModelConfig::from_file((fs::path(o.model_dir) / "config.json").string());
-    const uint64_t per_token = cfg.num_layers * 2 * cfg.kv_dim() * dtype_size(eo.kv_dtype);
+    KVLayout layout;
+    layout.n_layers = cfg.num_layers;
+    layout.n_kv_heads = cfg.num_kv_heads;
+    layout.head_dim = cfg.head_dim;
+    layout.block_tokens = eo.block_tokens;
+    layout.dtype = eo.kv_dtype;
+    const uint64_t per_token = layout.bytes_per_token();
     eo.max_kv_bytes = static_cast<uint64_t>((longest + 2 * eo.block_tokens) * per_token * 1.25);
     eo.cache.enabled = mode != AgentLoopMode::Off;
     eo.cache.ram_bytes = 0;

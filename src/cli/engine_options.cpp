@@ -11,7 +11,7 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
                 ->envname("HWLEDGER_MODEL");
   if (model_required) m->required();
   cmd->add_option("--threads", threads, "compute threads (default: one per core)")->envname("HWLEDGER_THREADS");
-  cmd->add_option("--kv-dtype", kv_dtype, "KV cache element type: f16, bf16, f32")->envname("HWLEDGER_KV_DTYPE");
+  cmd->add_option("--kv-dtype", kv_dtype, "KV cache element type: f16 (default), bf16, f32, q8_0, q4_0")->envname("HWLEDGER_KV_DTYPE");
   cmd->add_option("--max-kv-size", max_kv_size, "working-memory KV budget, e.g. 2G")->envname("HWLEDGER_MAX_KV_SIZE");
   cmd->add_option("--max-context", max_context, "longest sequence in tokens")->envname("HWLEDGER_MAX_CONTEXT");
   cmd->add_option("--cache-dir", cache_dir, "folder of the persistent SSD tier of the KV cache")
