@@ -15,6 +15,8 @@ void add_engine_command(CLI::App& app) {
                                  "the inference engine as a sidecar: JSON-RPC 2.0 on stdin/stdout");
   auto flags = std::make_shared<EngineFlags>();
   auto opts = std::make_shared<rpc::StdioEngineOptions>();
+  // The only transport so far; required so that `hwledger engine` alone explains itself. (The
+  // callback keeps `stdio` alive: CLI11 writes the flag's value during parsing.)
   auto stdio = std::make_shared<bool>(false);
   cmd->add_flag("--stdio", *stdio,
                 "speak JSON-RPC on stdin/stdout (one object per line); logs go to stderr")
@@ -32,7 +34,7 @@ void add_engine_command(CLI::App& app) {
   cmd->add_option("--max-line-bytes", opts->max_line_bytes,
                   "longest request line accepted (default 16 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
-  cmd->callback([cmd, flags, opts] {
+  cmd->callback([cmd, flags, opts, stdio] {
     rpc::StdioEngineOptions o = *opts;
     o.service.engine = flags->to_options();  // checks sizes and dtype now: InputError -> exit 2
     o.service.resolve_model = [](const std::string& model) {
