@@ -37,9 +37,9 @@ inline constexpr int kWeightBytes = T == DType::F32 ? 4 : 2;
 // ---------------------------------------------------------------------------------------------
 // Decode: GEMV (and small-M GEMM) streaming w once.
 
-// Rows [n, n + R) of w against rows [m0, m0 + MB) of x: R * MB accumulators, each a vector of
-// partial sums along k, reduced at the end. The weights of each row are converted once and used
-// for all MB activation rows.
+// Batched decode (M = 2..8): rows [n, n + R) of w against rows [m0, m0 + MB) of x: R * MB
+// accumulators, each a vector of partial sums along k, reduced at the end. The weights of each row
+// are converted once and used for all MB activation rows, and each activation load serves R rows.
 //
 // Rows of w are short (2 KiB for K = 1024 in bf16), too short for the hardware prefetcher to
 // ramp up on each, so every step also prefetches the same line of the next block of rows:
@@ -113,8 +113,44 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_a
   }
 }
 
+// Decode proper (M = 1): one row of w at a time, so that the weights are read as a single
+// sequential stream, which the hardware prefetcher follows across rows at full speed (measured
+// ~25% faster than interleaving 8 rows, with or without software prefetch). Four accumulator
+// chains hide the FMA latency.
+template <class I, DType T>
+void gemv_row(const MatmulProblem& p, int64_t n) {
+  using V = typename I::V;
+  constexpr int L = I::kLanes, kChains = 4;
+  const int64_t K = p.K;
+  const size_t row0 = static_cast<size_t>(n) * static_cast<size_t>(K);
+  V acc[kChains];
+  HW_UNROLL
+  for (int c = 0; c < kChains; ++c) acc[c] = I::zero();
+  int64_t k = 0;
+  for (; k + kChains * L <= K; k += kChains * L) {
+    HW_UNROLL
+    for (int c = 0; c < kChains; ++c)
+      acc[c] =
+          I::fmadd(I::template load_w<T>(p.w, row0 + k + c * L), I::loadu(p.x + k + c * L), acc[c]);
+  }
+  for (; k + L <= K; k += L)
+    acc[0] = I::fmadd(I::template load_w<T>(p.w, row0 + k), I::loadu(p.x + k), acc[0]);
+  if (k < K) {
+    const int rest = static_cast<int>(K - k);
+    acc[1] = I::fmadd(I::template load_w_partial<T>(p.w, row0 + k, rest),
+                      I::load_partial(p.x + k, rest), acc[1]);
+  }
+  float sum = I::reduce(I::add(I::add(acc[0], acc[1]), I::add(acc[2], acc[3])));
+  if (p.bias) sum += p.bias[n];
+  p.y[n] = p.accumulate ? p.y[n] + sum : sum;
+}
+
 template <class I, DType T, int MB>
 void gemv_rows(const MatmulProblem& p, int64_t n0, int64_t n1, int64_t m0) {
+  if constexpr (MB == 1) {
+    for (int64_t n = n0; n < n1; ++n) gemv_row<I, T>(p, n);
+    return;
+  }
   constexpr int R = I::gemv_rows(MB);
   const size_t row_bytes = static_cast<size_t>(p.K) * kWeightBytes<T>;
   int64_t n = n0;
