@@ -156,9 +156,10 @@ class EngineService::GenerateSink : public RequestSink {
         {"timings",
          {{"queue_s", r.queue_seconds}, {"ttft_s", r.ttft_seconds}, {"total_s", r.total_seconds}}}};
     if (r.reason == StopReason::Error) result["error"] = r.error;
-    // Unregister first: a caller that reuses the request_id after this reply is not refused.
-    service_.finish_request(request_id_);
-    if (answer_) service_.out_.write(make_result(rpc_id_, std::move(result)));
+    // The reply is written and the request unregistered under one lock: a caller that reuses
+    // the request_id after this reply is not refused, and a drain that sees no live request
+    // knows every reply is out (the process may exit right after).
+    service_.finish_request(request_id_, answer_ ? make_result(rpc_id_, std::move(result)) : json());
   }
 
  private:
@@ -447,9 +448,10 @@ size_t EngineService::live_requests() const {
   return live_.size();
 }
 
-void EngineService::finish_request(const std::string& request_id) {
+void EngineService::finish_request(const std::string& request_id, const json& reply) {
   {
     std::lock_guard lock(live_mutex_);
+    if (!reply.is_null()) out_.write(reply);
     live_.erase(request_id);
   }
   live_changed_.notify_all();

@@ -104,7 +104,7 @@ class EngineService {
   ModelContext& require_model();
   void load(const std::string& spec, const EngineOptions& engine_options);
   void unload();
-  void finish_request(const std::string& request_id);
+  void finish_request(const std::string& request_id, const nlohmann::json& reply = nullptr);
   void cancel_live(const std::string& request_id);
 
   EngineServiceOptions options_;

@@ -324,6 +324,13 @@ class RpcPeer {
   // Reads until the response with `id`; notifications (and other responses) seen on the way are
   // kept in `notifications` / `others`.
   json response(const json& id, double timeout_s = 60) {
+    // A response read earlier while waiting for another id was kept in `others`.
+    for (auto it = others.begin(); it != others.end(); ++it)
+      if ((*it)["id"] == id) {
+        json found = *it;
+        others.erase(it);
+        return found;
+      }
     auto start = Clock::now();
     for (;;) {
       double left = timeout_s - seconds_since(start);
