@@ -101,10 +101,10 @@ struct Avx2 {
     }
   }
 
-  static constexpr int kGemvMaxMB = 8;
-  static constexpr int gemv_rows(int mb) {
-    return mb == 1 ? 6 : mb == 2 ? 4 : mb == 3 ? 3 : mb <= 5 ? 2 : 1;
-  }
+  // Batched decode: groups of up to 4 activation rows; R * MB accumulators within ~8 of the 16
+  // registers. (M = 1 reads one row at a time: gemv_row.)
+  static constexpr int kGemvMaxMB = 4;
+  static constexpr int gemv_rows(int mb) { return mb == 2 ? 4 : mb == 3 ? 3 : 2; }  // mb >= 2
   // Prefill: 6 x 16 tile = 12 accumulators + 2 weight vectors + 1 broadcast.
   static constexpr int kMR = 6, kNV = 2, kKC = 256, kNC = 256, kMC = 96 * kMR;
 };

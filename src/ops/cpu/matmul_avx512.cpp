@@ -110,14 +110,12 @@ struct Avx512 {
     for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + k * dst_stride, mask, r[k]);
   }
 
-  // Batched decode: up to 8 activation rows per pass over w, and as many rows of w per block as
-  // keeps the R * MB accumulators within ~24 of the 32 registers (activations come from L1 as
-  // memory operands). More rows per block means fewer activation loads per weight. (M = 1 reads
-  // one row at a time: gemv_row.)
-  static constexpr int kGemvMaxMB = 8;
-  static constexpr int gemv_rows(int mb) {
-    return mb <= 3 ? 8 : mb == 4 ? 6 : mb == 5 ? 5 : mb <= 7 ? 4 : 3;  // mb >= 2
-  }
+  // Batched decode: up to 4 activation rows per block of w (more go in groups of 4 over the same
+  // block), and as many rows of w per block as keeps the R * MB accumulators within ~24 of the 32
+  // registers (activations come from L1 as memory operands). More rows per block means fewer
+  // activation loads per weight. (M = 1 reads one row at a time: gemv_row.)
+  static constexpr int kGemvMaxMB = 4;
+  static constexpr int gemv_rows(int mb) { return mb <= 3 ? 8 : 6; }  // mb >= 2
   // Prefill: 14 x 32 tile = 28 accumulators + 2 weight vectors (+ broadcasts from memory).
   static constexpr int kMR = 14, kNV = 2, kKC = 256, kNC = 256, kMC = 42 * kMR;
 };

@@ -68,7 +68,7 @@ struct Generic {
   }
 
   static constexpr int kGemvMaxMB = 4;
-  static constexpr int gemv_rows(int mb) { return mb == 1 ? 4 : mb == 2 ? 2 : 1; }
+  static constexpr int gemv_rows(int mb) { return mb == 2 ? 2 : 1; }  // mb >= 2
   // Prefill: 4 x 8 tile = 8 accumulators of 4 lanes.
   static constexpr int kMR = 4, kNV = 2, kKC = 256, kNC = 128, kMC = 128 * kMR;
 };
