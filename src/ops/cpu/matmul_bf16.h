@@ -18,8 +18,8 @@ bool matmul_bf16_activations_available();
 
 // Same contract as matmul() (matmul_cpu.h) except that x is rounded to bf16 (nearest even)
 // before the products, which are accumulated in fp32. Falls back to matmul() -- exact fp32 --
-// when the fast path is not available, for weights other than BF16, and for decode-sized M,
-// which is memory-bound and gains nothing.
+// when the fast path is not available, for weights other than BF16, and for decode-sized M
+// (up to 8 rows), which is memory-bound and gains nothing.
 void matmul_bf16_activations(const float* x, size_t ldx, const void* w, DType wtype,
                              const float* bias, float* y, size_t ldy, int64_t M, int64_t N,
                              int64_t K, bool accumulate, ThreadPool& pool);

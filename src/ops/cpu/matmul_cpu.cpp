@@ -174,8 +174,9 @@ bool matmul_bf16_activations_available() {
 void matmul_bf16_activations(const float* x, size_t ldx, const void* w, DType wtype,
                              const float* bias, float* y, size_t ldy, int64_t M, int64_t N,
                              int64_t K, bool accumulate, ThreadPool& pool) {
-  const detail::MatmulKernels& kern = kernels_for(simd_level());
-  if (wtype != DType::BF16 || K == 0 || M <= kern.gemv_max_m ||
+  // Up to 8 rows the fp32 decode path streams w faster than packing it for vdpbf16ps.
+  constexpr int64_t kMaxDecodeRows = 8;
+  if (wtype != DType::BF16 || K == 0 || M <= kMaxDecodeRows ||
       !matmul_bf16_activations_available()) {
     return matmul(x, ldx, w, wtype, bias, y, ldy, M, N, K, accumulate, pool);
   }
