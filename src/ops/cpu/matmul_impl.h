@@ -114,9 +114,12 @@ void gemv_block(const MatmulProblem& p, int64_t n, int64_t m0, size_t prefetch_a
 }
 
 // Decode proper (M = 1): one row of w at a time, so that the weights are read as a single
-// sequential stream, which the hardware prefetcher follows across rows at full speed (measured
-// ~25% faster than interleaving 8 rows, with or without software prefetch). Four accumulator
-// chains hide the FMA latency.
+// sequential stream, which the hardware prefetcher follows across rows (on Zen 5 ~25% faster
+// than interleaving 8 rows). A software prefetch 8 KiB ahead, into L2, costs nothing there and
+// recovers what Intel's prefetchers leave (measured on Sapphire Rapids: 9 -> 15 GB/s per core).
+// Four accumulator chains hide the FMA latency.
+constexpr size_t kGemvPrefetchAhead = 8192;
+
 template <class I, DType T>
 void gemv_row(const MatmulProblem& p, int64_t n, int64_t m) {
   using V = typename I::V;
@@ -128,7 +131,12 @@ void gemv_row(const MatmulProblem& p, int64_t n, int64_t m) {
   HW_UNROLL
   for (int c = 0; c < kChains; ++c) acc[c] = I::zero();
   int64_t k = 0;
+  const char* wbytes = static_cast<const char*>(p.w);
   for (; k + kChains * L <= K; k += kChains * L) {
+    constexpr int kStepBytes = kChains * L * kWeightBytes<T>;
+    HW_UNROLL
+    for (int b = 0; b < kStepBytes; b += 64)
+      I::prefetch(wbytes + (row0 + k) * kWeightBytes<T> + kGemvPrefetchAhead + b);
     HW_UNROLL
     for (int c = 0; c < kChains; ++c)
       acc[c] =
