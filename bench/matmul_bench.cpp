@@ -104,6 +104,10 @@ std::vector<float> random_floats(size_t n) {
 __attribute__((target("avx512f"))) float sum_avx512(const float* p, size_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (size_t i = 0; i + 64 <= n; i += 64) {
+    // The same 8 KiB-ahead prefetch into L2 as the decode kernel, so that the roofline is the
+    // best this access pattern reaches rather than what the hardware prefetcher alone does.
+    for (int line = 0; line < 4; ++line)
+      _mm_prefetch(reinterpret_cast<const char*>(p + i + 2048 + 16 * line), _MM_HINT_T1);
     a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
     a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
     a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
