@@ -104,9 +104,9 @@ Inputs random_inputs(const Shape& s, std::mt19937& rng) {
 
 // Stores keys and values for positions [0, pos0) and [pos0, pos0+T) in two calls, as a
 // prefill followed by a later chunk, into layer 1 of a two-layer cache.
-PagedCache fill_cache(const Shape& s, DType dtype, const Inputs& in) {
+PagedCache fill_cache(const Shape& s, DType dtype, const Inputs& in, uint8_t fill = 0x5a) {
   KVLayout layout{2, s.n_kv_heads, s.head_dim, s.block_tokens, dtype};
-  PagedCache cache(layout, s.pos0 + s.T, 0x5a);
+  PagedCache cache(layout, s.pos0 + s.T, fill);
   const int64_t width = s.n_kv_heads * s.head_dim;
   PagedKVView view = cache.view(1);
   if (s.pos0 > 0) kv_store(in.k.data(), in.v.data(), s.pos0, 0, view);
@@ -274,6 +274,63 @@ TEST(Attention, GenericIsCloseToExactAttentionForEveryKVType) {
                    std::to_string(worst));
     std::printf("%-5s worst max|err|/max|out| vs exact attention: %.3g\n",
                 std::string(dtype_name(dtype)).c_str(), worst);
+  }
+}
+
+// A query row's output does not depend on how a prompt is cut into prefill chunks (calls of
+// two or more tokens) nor on the thread count: the same bits as one call for all T tokens.
+TEST(Attention, EachRowIsBitIdenticalHoweverThePrefillIsChunked) {
+  ThreadPool pool2(2), pool1(1);
+  std::mt19937 rng(17);
+  for (SimdLevel simd : {SimdLevel::Generic, SimdLevel::AVX512}) {
+    if (simd > detected_simd_level()) continue;
+    ScopedSimdLevel level(simd);
+    for (const Shape& s : shapes()) {
+      if (s.T < 4) continue;
+      const Inputs in = random_inputs(s, rng);
+      const int64_t nh = s.n_kv_heads * s.group, row = nh * s.head_dim;
+      for (DType dtype : kKVTypes) {
+        if (!fits(s, dtype)) continue;
+        const PagedCache cache = fill_cache(s, dtype, in);
+        const std::vector<float> whole = run_attention(s, cache, in, pool2);
+        std::vector<float> chunked(whole.size());
+        // Chunks of 2 tokens (the last one takes 2 or 3), one thread.
+        for (int64_t t0 = 0; t0 < s.T;) {
+          const int64_t n = s.T - t0 <= 3 ? s.T - t0 : 2;
+          Shape st = s;
+          st.pos0 = s.pos0 + t0;
+          st.T = n;
+          Inputs it;
+          it.q.assign(in.q.begin() + t0 * row, in.q.begin() + (t0 + n) * row);
+          const std::vector<float> o = run_attention(st, cache, it, pool1);
+          std::copy(o.begin(), o.end(), chunked.begin() + t0 * row);
+          t0 += n;
+        }
+        ASSERT_EQ(std::memcmp(whole.data(), chunked.data(), whole.size() * sizeof(float)), 0)
+            << dtype_name(dtype) << " " << simd_level_name(simd) << " " << s.str();
+      }
+    }
+  }
+}
+
+// Slots of a block past the last written token hold whatever the pool left there (NaN bytes
+// here): they must never reach the output.
+TEST(Attention, UnwrittenSlotsOfTheLastBlockAreNeverRead) {
+  ThreadPool pool(2);
+  std::mt19937 rng(19);
+  for (SimdLevel simd : {SimdLevel::Generic, SimdLevel::AVX512}) {
+    if (simd > detected_simd_level()) continue;
+    ScopedSimdLevel level(simd);
+    for (const Shape& s : shapes()) {
+      const Inputs in = random_inputs(s, rng);
+      for (DType dtype : kKVTypes) {
+        if (!fits(s, dtype)) continue;
+        const std::vector<float> clean = run_attention(s, fill_cache(s, dtype, in, 0x00), in, pool);
+        const std::vector<float> nan = run_attention(s, fill_cache(s, dtype, in, 0xff), in, pool);
+        ASSERT_EQ(std::memcmp(clean.data(), nan.data(), clean.size() * sizeof(float)), 0)
+            << dtype_name(dtype) << " " << simd_level_name(simd) << " " << s.str();
+      }
+    }
   }
 }
 

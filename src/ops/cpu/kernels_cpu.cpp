@@ -257,13 +257,47 @@ void attention_task_generic(const float* q, int64_t pos, const PagedKVView& kv, 
 }
 }  // namespace
 
+// Calls with fewer query tokens (decode steps) take the one-row kernel, which keeps more
+// independent FMA chains in flight for a row or two; the tile kernel wins from here on
+// (bench/attention_bench).
+constexpr int64_t kAttentionTileMinTokens = 2;
+
 void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedKVView& kv,
                float scale, int64_t window, float* out, ThreadPool& pool) {
   const KVLayout& L = *kv.layout;
   const int64_t hd = L.head_dim, group = nh / L.n_kv_heads;
-  // The AVX-512 kernel keeps hd/16 accumulators (hd <= 256) and reads quantized groups of 32.
-  const bool simd = has_avx512() && hd % 16 == 0 && hd <= 256 && L.block_tokens % 16 == 0 &&
-                    (!is_quantized(L.dtype) || hd % kKVQuantGroup == 0);
+  // Keys [lo, hi) of the query at token t: causal, and the last `window` keys if window > 0.
+  auto key_range = [&](int64_t t, int64_t& lo, int64_t& hi) {
+    hi = pos0 + t + 1;
+    lo = window > 0 && hi > window ? hi - window : 0;
+  };
+  const bool simd = has_avx512() && hd % 16 == 0 && L.block_tokens % 16 == 0;
+  if (simd && T >= kAttentionTileMinTokens) {
+    // Tiles of up to kAttentionTileRows rows that share a KV head: `heads` heads of its group
+    // for `tokens` consecutive tokens. Tiles of later tokens (more keys) are handed out first.
+    const int64_t heads = std::min<int64_t>(group, kAttentionTileRows);
+    const int64_t tokens = std::max<int64_t>(1, kAttentionTileRows / heads);
+    const int64_t head_tiles = (group + heads - 1) / heads, token_tiles = (T + tokens - 1) / tokens;
+    const int64_t per_token_tile = L.n_kv_heads * head_tiles;
+    pool.parallel_for(static_cast<size_t>(token_tiles * per_token_tile), 1, [&](size_t b, size_t e) {
+      AttentionRow rows[kAttentionTileRows];
+      for (size_t task = b; task < e; ++task) {
+        const int64_t tt = token_tiles - 1 - static_cast<int64_t>(task) / per_token_tile;
+        const int64_t rest = static_cast<int64_t>(task) % per_token_tile;
+        const int64_t g = rest / head_tiles, h0 = g * group + (rest % head_tiles) * heads;
+        const int64_t h1 = std::min(h0 + heads, (g + 1) * group);
+        int n = 0;
+        for (int64_t t = tt * tokens; t < std::min(T, (tt + 1) * tokens); ++t)
+          for (int64_t h = h0; h < h1; ++h, ++n) {
+            rows[n].q = q + (t * nh + h) * hd;
+            rows[n].out = out + (t * nh + h) * hd;
+            key_range(t, rows[n].lo, rows[n].hi);
+          }
+        attention_tile_avx512(rows, n, kv, g, scale);
+      }
+    });
+    return;
+  }
   pool.parallel_for(static_cast<size_t>(T * nh), 1, [&](size_t b, size_t e) {
     thread_local std::vector<float> scores, row;
     if (scores.size() < static_cast<size_t>(pos0 + T + 32)) scores.resize(pos0 + T + 32);
@@ -272,7 +306,7 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
       int64_t t = static_cast<int64_t>(task) / nh, h = static_cast<int64_t>(task) % nh;
       const float* qr = q + (t * nh + h) * hd;
       float* o = out + (t * nh + h) * hd;
-      if (simd)
+      if (simd && hd <= 256)
         attention_task_avx512(qr, pos0 + t, kv, h, h / group, scale, window, scores.data(), o);
       else
         attention_task_generic(qr, pos0 + t, kv, h / group, scale, window, scores.data(),

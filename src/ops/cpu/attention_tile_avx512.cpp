@@ -1,0 +1,345 @@
+// AVX-512 flash-style attention over a paged KV cache, for calls with several query tokens
+// (prefill chunks; decode steps use the one-row kernel in attention_avx512.cpp). A task takes a tile of up to
+// kAttentionTileRows query rows that share one KV head (the heads of a GQA group, for several
+// consecutive tokens) and walks the KV blocks once for all of them: each block's keys and
+// values are read (and converted to f32) once per tile instead of once per query row, and the
+// scores and the weighted sum become small matrix products held in registers. The softmax is
+// the online one (a running max m and sum l per row, the output rescaled when m grows).
+//
+// Every row's arithmetic is the same whichever tile, thread count or call it is computed in:
+// a block where the row has no key leaves it bit for bit unchanged (alpha = 1, p = 0). So a
+// token's attention output does not depend on how a prompt was cut into prefill chunks.
+//
+// Keys are stored transposed in a block ([hd][bt]), so 16 keys' scores are one FMA chain with
+// no horizontal sums; values are rows ([bt][hd]).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "ops/cpu/kernels_cpu.h"
+#include "ops/cpu/simd_math_avx512.h"
+
+namespace hwledger::cpu {
+
+namespace {
+
+using namespace avx512;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+inline __m512i interleave_lo() {
+  return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+inline __m512i interleave_hi() {
+  return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+// The cache lines of [p, p + bytes): the next block is in another page, where the hardware
+// prefetchers do not follow.
+inline void prefetch(const uint8_t* p, size_t bytes) {
+  for (size_t i = 0; i < bytes; i += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+}
+
+// One KV head's K region of a block (kh) as f32 kf[hd][bt]. Quantized keys are dequantized
+// exactly as ggml does: (q - zero) * d, one rounding.
+template <DType T>
+void load_keys(const KVLayout& L, const uint8_t* kh, float* kf) {
+  const int64_t bt = L.block_tokens, hd = L.head_dim;
+  if constexpr (T == DType::Q8_0) {
+    const uint8_t* scales = kh + L.head_value_bytes();  // f16 [hd/32][bt]
+    for (int64_t d = 0; d < hd; ++d) {
+      const uint8_t* sc = scales + 2 * (d / kKVQuantGroup) * bt;
+      for (int64_t j = 0; j < bt; j += 16)
+        _mm512_storeu_ps(kf + d * bt + j,
+                         _mm512_mul_ps(int8x16(kh + d * bt + j), load16<DType::F16>(sc + 2 * j)));
+    }
+  } else if constexpr (T == DType::Q4_0) {
+    // 16 bytes of a K row hold 32 keys: the even ones in the low nibbles, the odd ones high.
+    const uint8_t* scales = kh + L.head_value_bytes();
+    const __m512i nibble = _mm512_set1_epi32(0xf), eight = _mm512_set1_epi32(8);
+    for (int64_t d = 0; d < hd; ++d) {
+      const uint8_t* sc = scales + 2 * (d / kKVQuantGroup) * bt;
+      for (int64_t j = 0; j < bt; j += 32) {
+        const __m512i x = u8x16(kh + d * (bt / 2) + j / 2);
+        const __m512i even = _mm512_sub_epi32(_mm512_and_si512(x, nibble), eight);
+        const __m512i odd = _mm512_sub_epi32(_mm512_srli_epi32(x, 4), eight);
+        const __m512 lo = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, interleave_lo(), odd));
+        const __m512 hi = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, interleave_hi(), odd));
+        _mm512_storeu_ps(kf + d * bt + j, _mm512_mul_ps(lo, load16<DType::F16>(sc + 2 * j)));
+        _mm512_storeu_ps(kf + d * bt + j + 16,
+                         _mm512_mul_ps(hi, load16<DType::F16>(sc + 2 * (j + 16))));
+      }
+    }
+  } else {
+    const size_t es = dtype_size(T);
+    for (int64_t i = 0; i < hd * bt; i += 16) _mm512_storeu_ps(kf + i, load16<T>(kh + i * es));
+  }
+}
+
+// Value rows 0 .. n-1 of one KV head's V region of a block (vh) as f32 vf[n][hd].
+template <DType T>
+void load_values(const KVLayout& L, const uint8_t* vh, int64_t n, float* vf) {
+  const int64_t hd = L.head_dim, groups = hd / kKVQuantGroup;
+  if constexpr (T == DType::Q8_0) {
+    const uint8_t* scales = vh + L.head_value_bytes();  // f16 [bt][hd/32]
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t g = 0; g < groups; ++g) {
+        const __m512 d = _mm512_set1_ps(f16_at(scales + 2 * (j * groups + g)));
+        const uint8_t* row = vh + j * hd + 32 * g;
+        _mm512_storeu_ps(vf + j * hd + 32 * g, _mm512_mul_ps(int8x16(row), d));
+        _mm512_storeu_ps(vf + j * hd + 32 * g + 16, _mm512_mul_ps(int8x16(row + 16), d));
+      }
+  } else if constexpr (T == DType::Q4_0) {
+    // 16 bytes hold a group's 32 dims: the even ones in the low nibbles, the odd ones high.
+    const uint8_t* scales = vh + L.head_value_bytes();
+    const __m512i nibble = _mm512_set1_epi32(0xf), eight = _mm512_set1_epi32(8);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t g = 0; g < groups; ++g) {
+        const __m512 d = _mm512_set1_ps(f16_at(scales + 2 * (j * groups + g)));
+        const __m512i x = u8x16(vh + j * (hd / 2) + 16 * g);
+        const __m512i even = _mm512_sub_epi32(_mm512_and_si512(x, nibble), eight);
+        const __m512i odd = _mm512_sub_epi32(_mm512_srli_epi32(x, 4), eight);
+        _mm512_storeu_ps(vf + j * hd + 32 * g,
+                         _mm512_mul_ps(_mm512_cvtepi32_ps(
+                                           _mm512_permutex2var_epi32(even, interleave_lo(), odd)),
+                                       d));
+        _mm512_storeu_ps(vf + j * hd + 32 * g + 16,
+                         _mm512_mul_ps(_mm512_cvtepi32_ps(
+                                           _mm512_permutex2var_epi32(even, interleave_hi(), odd)),
+                                       d));
+      }
+  } else {
+    const size_t es = dtype_size(T);
+    for (int64_t i = 0; i < n * hd; i += 16) _mm512_storeu_ps(vf + i, load16<T>(vh + i * es));
+  }
+}
+
+// s[r][j0 .. j0 + 16 kNK) = qs[r] · kf[:, j0 ..] for kRows rows: kRows x kNK accumulators, one
+// FMA chain over d each. qs: [rows][hd], kf: [hd][bt], s: [rows][bt].
+template <int kRows, int kNK>
+inline void score_rows(const float* qs, int64_t hd, const float* kf, int64_t bt, int64_t j0,
+                       float* s) {
+  __m512 acc[kRows][kNK];
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kNK; ++i) acc[r][i] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < hd; ++d) {
+    __m512 k[kNK];
+    for (int i = 0; i < kNK; ++i) k[i] = _mm512_loadu_ps(kf + d * bt + j0 + 16 * i);
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 qd = _mm512_set1_ps(qs[r * hd + d]);
+      for (int i = 0; i < kNK; ++i) acc[r][i] = _mm512_fmadd_ps(qd, k[i], acc[r][i]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kNK; ++i) _mm512_storeu_ps(s + r * bt + j0 + 16 * i, acc[r][i]);
+}
+
+template <int kNK>
+void score_rows_n(int rows, const float* qs, int64_t hd, const float* kf, int64_t bt, int64_t j0,
+                  float* s) {
+  for (; rows >= 8; rows -= 8, qs += 8 * hd, s += 8 * bt)
+    score_rows<8, kNK>(qs, hd, kf, bt, j0, s);
+  switch (rows) {
+    case 7: return score_rows<7, kNK>(qs, hd, kf, bt, j0, s);
+    case 6: return score_rows<6, kNK>(qs, hd, kf, bt, j0, s);
+    case 5: return score_rows<5, kNK>(qs, hd, kf, bt, j0, s);
+    case 4: return score_rows<4, kNK>(qs, hd, kf, bt, j0, s);
+    case 3: return score_rows<3, kNK>(qs, hd, kf, bt, j0, s);
+    case 2: return score_rows<2, kNK>(qs, hd, kf, bt, j0, s);
+    case 1: return score_rows<1, kNK>(qs, hd, kf, bt, j0, s);
+    default: return;
+  }
+}
+
+// o[r][d0 .. d0 + 16 kNV) = o[r][..] * alpha[r] + sum_{j < n} p[r][j] * vf[j][d0 ..], for kRows
+// rows: kRows x kNV accumulators, one FMA chain over j each. o: [rows][hd], p: [rows][bt].
+template <int kRows, int kNV>
+inline void accumulate_rows(float* o, int64_t hd, int64_t d0, const float* alpha, const float* p,
+                            int64_t bt, const float* vf, int64_t n) {
+  __m512 acc[kRows][kNV];
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kNV; ++i)
+      acc[r][i] = _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d0 + 16 * i), _mm512_set1_ps(alpha[r]));
+  for (int64_t j = 0; j < n; ++j) {
+    __m512 v[kNV];
+    for (int i = 0; i < kNV; ++i) v[i] = _mm512_loadu_ps(vf + j * hd + d0 + 16 * i);
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 pj = _mm512_set1_ps(p[r * bt + j]);
+      for (int i = 0; i < kNV; ++i) acc[r][i] = _mm512_fmadd_ps(pj, v[i], acc[r][i]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int i = 0; i < kNV; ++i) _mm512_storeu_ps(o + r * hd + d0 + 16 * i, acc[r][i]);
+}
+
+template <int kRows>
+void accumulate_rows_nv(int nv, float* o, int64_t hd, int64_t d0, const float* alpha,
+                        const float* p, int64_t bt, const float* vf, int64_t n) {
+  switch (nv) {
+    case 4: return accumulate_rows<kRows, 4>(o, hd, d0, alpha, p, bt, vf, n);
+    case 3: return accumulate_rows<kRows, 3>(o, hd, d0, alpha, p, bt, vf, n);
+    case 2: return accumulate_rows<kRows, 2>(o, hd, d0, alpha, p, bt, vf, n);
+    case 1: return accumulate_rows<kRows, 1>(o, hd, d0, alpha, p, bt, vf, n);
+    default: return;
+  }
+}
+
+void accumulate_rows_n(int rows, float* o, int64_t hd, const float* alpha, const float* p,
+                       int64_t bt, const float* vf, int64_t n) {
+  // Rows six at a time and 64 dims at a time: 24 accumulators and 4 value vectors.
+  for (int r0 = 0; r0 < rows; r0 += 6) {
+    const int nr = std::min(6, rows - r0);
+    float* orow = o + r0 * hd;
+    const float* prow = p + r0 * bt;
+    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+      const int nv = static_cast<int>(std::min<int64_t>(4, (hd - d0) / 16));
+      switch (nr) {
+        case 6: accumulate_rows_nv<6>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+        case 5: accumulate_rows_nv<5>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+        case 4: accumulate_rows_nv<4>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+        case 3: accumulate_rows_nv<3>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+        case 2: accumulate_rows_nv<2>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+        default: accumulate_rows_nv<1>(nv, orow, hd, d0, alpha + r0, prow, bt, vf, n); break;
+      }
+    }
+  }
+}
+
+// Per-thread buffers of the tile kernel, grown to the largest shape seen.
+struct TileScratch {
+  std::vector<float> qs, o;  // [rows][hd]: the scaled queries, the unnormalised outputs
+  std::vector<float> kf;     // [hd][bt]: a block's keys in f32
+  std::vector<float> vf;     // [bt][hd]: a block's values in f32
+  std::vector<float> s;      // [rows][bt]: scores, then softmax numerators
+  float m[kAttentionTileRows], l[kAttentionTileRows], alpha[kAttentionTileRows];
+
+  void reserve(int64_t hd, int64_t bt) {
+    auto grow = [](std::vector<float>& v, int64_t n) {
+      if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    };
+    grow(qs, kAttentionTileRows * hd);
+    grow(o, kAttentionTileRows * hd);
+    grow(kf, hd * bt);
+    grow(vf, bt * hd);
+    grow(s, kAttentionTileRows * bt);
+  }
+};
+
+template <DType T>
+void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv, int64_t kv_head,
+                    float scale) {
+  const KVLayout& L = *kv.layout;
+  const int64_t bt = L.block_tokens, hd = L.head_dim;
+  const size_t k_head = L.k_offset(kv.layer) + kv_head * L.head_bytes();
+  const size_t v_head = L.v_offset(kv.layer) + kv_head * L.head_bytes();
+  thread_local TileScratch sc;
+  sc.reserve(hd, bt);
+  float* qs = sc.qs.data();
+  float* o = sc.o.data();
+  float* s = sc.s.data();
+
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = 0;  // keys any row needs
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int r = 0; r < n_rows; ++r) {
+    lo = std::min(lo, rows[r].lo);
+    hi = std::max(hi, rows[r].hi);
+    for (int64_t d = 0; d < hd; d += 16) {
+      _mm512_storeu_ps(qs + r * hd + d, _mm512_mul_ps(_mm512_loadu_ps(rows[r].q + d), vscale));
+      _mm512_storeu_ps(o + r * hd + d, _mm512_setzero_ps());
+    }
+    sc.m[r] = kNegInf;
+    sc.l[r] = 0;
+  }
+
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
+  for (int64_t b = lo / bt; b * bt < hi; ++b) {
+    const int64_t base = b * bt;
+    const int64_t n = std::min(bt, hi - base);  // keys of this block that any row needs
+    const uint8_t* block = kv.blocks[b];
+    if ((b + 1) * bt < hi) {
+      prefetch(kv.blocks[b + 1] + k_head, L.head_bytes());
+      prefetch(kv.blocks[b + 1] + v_head, L.head_bytes());
+    }
+    // The block's keys and values in f32 (f32 caches are read in place). Keys past n are
+    // scored but masked; values past n are never read (they may be unwritten memory).
+    const float* kf = reinterpret_cast<const float*>(block + k_head);
+    const float* vf = reinterpret_cast<const float*>(block + v_head);
+    if constexpr (T != DType::F32) {
+      load_keys<T>(L, block + k_head, sc.kf.data());
+      load_values<T>(L, block + v_head, n, sc.vf.data());
+      kf = sc.kf.data();
+      vf = sc.vf.data();
+    }
+
+    // Scores s[r][j] for j < n rounded up to 16.
+    int64_t j0 = 0;
+    for (; j0 + 32 <= n; j0 += 32) score_rows_n<2>(n_rows, qs, hd, kf, bt, j0, s);
+    for (; j0 < n; j0 += 16) score_rows_n<1>(n_rows, qs, hd, kf, bt, j0, s);
+
+    // Online softmax per row over its keys [lo_r, hi_r) within the block.
+    for (int r = 0; r < n_rows; ++r) {
+      const int64_t a = std::max<int64_t>(rows[r].lo - base, 0);
+      const int64_t e = std::min<int64_t>(rows[r].hi - base, n);
+      float* sr = s + r * bt;
+      auto valid = [&](int64_t c) {
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(c)), lane);
+        return static_cast<__mmask16>(
+            _mm512_cmpge_epi32_mask(idx, _mm512_set1_epi32(static_cast<int>(a))) &
+            _mm512_cmplt_epi32_mask(idx, _mm512_set1_epi32(static_cast<int>(e))));
+      };
+      if (a >= e) {  // no key of this row here: leave it exactly as it is
+        sc.alpha[r] = 1.0f;
+        for (int64_t c = 0; c < n; c += 16) _mm512_storeu_ps(sr + c, _mm512_setzero_ps());
+        continue;
+      }
+      __m512 vmax = neg_inf;
+      for (int64_t c = 0; c < n; c += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_mask_blend_ps(valid(c), neg_inf, _mm512_loadu_ps(sr + c)));
+      const float m_new = std::max(sc.m[r], _mm512_reduce_max_ps(vmax));
+      const __m512 vm = _mm512_set1_ps(m_new);
+      __m512 vsum = _mm512_setzero_ps();
+      for (int64_t c = 0; c < n; c += 16) {
+        const __m512 p =
+            _mm512_maskz_mov_ps(valid(c), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + c), vm)));
+        vsum = _mm512_add_ps(vsum, p);
+        _mm512_storeu_ps(sr + c, p);
+      }
+      sc.alpha[r] = sc.m[r] == kNegInf ? 0.0f : std::exp(sc.m[r] - m_new);
+      sc.l[r] = sc.l[r] * sc.alpha[r] + _mm512_reduce_add_ps(vsum);
+      sc.m[r] = m_new;
+    }
+    accumulate_rows_n(n_rows, o, hd, sc.alpha, s, bt, vf, n);
+  }
+
+  for (int r = 0; r < n_rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(1.0f / sc.l[r]);
+    for (int64_t d = 0; d < hd; d += 16)
+      _mm512_storeu_ps(rows[r].out + d, _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d), inv));
+  }
+}
+
+}  // namespace
+
+void attention_tile_avx512(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
+                           int64_t kv_head, float scale) {
+  switch (kv.layout->dtype) {
+    case DType::F32: return attention_tile<DType::F32>(rows, n_rows, kv, kv_head, scale);
+    case DType::F16: return attention_tile<DType::F16>(rows, n_rows, kv, kv_head, scale);
+    case DType::BF16: return attention_tile<DType::BF16>(rows, n_rows, kv, kv_head, scale);
+    case DType::Q8_0: return attention_tile<DType::Q8_0>(rows, n_rows, kv, kv_head, scale);
+    case DType::Q4_0: return attention_tile<DType::Q4_0>(rows, n_rows, kv, kv_head, scale);
+    default: return;
+  }
+}
+
+}  // namespace hwledger::cpu
