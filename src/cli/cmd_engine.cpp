@@ -24,6 +24,9 @@ void add_engine_command(CLI::App& app) {
   flags->add_to(cmd, false);
   cmd->add_option("--listen-fd", opts->listen_fd,
                   "also serve HTTP on this inherited listening socket (set by `hwledger serve`)");
+  cmd->add_option("--conn-watch-fd", opts->http.watch_fd,
+                  "HTTP: report connections on this inherited socket, so that the supervisor can "
+                  "answer them if the engine dies (set by `hwledger serve`)");
   cmd->add_option("--api-key", opts->http.api_key, "HTTP: require this key (Bearer or x-api-key)")
       ->envname("HWLEDGER_API_KEY");
   cmd->add_option("--host", opts->http.host, "HTTP: the address the socket is bound to (for logs)");

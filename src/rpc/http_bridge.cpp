@@ -31,6 +31,7 @@ HttpBridge::HttpBridge(ModelContext& context, int listen_fd, const HttpBridgeOpt
   server_options.api_key = options.api_key;
   server_options.host = options.host;
   server_options.port = options.port;
+  server_options.watch_fd = options.watch_fd;
   server_ = std::make_unique<server::HttpServer>(context, server_options);
   int fd = std::exchange(listen_fd_, -1);  // serve_fd owns it
   thread_ = std::thread([this, fd] {

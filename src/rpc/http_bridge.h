@@ -19,6 +19,7 @@ struct HttpBridgeOptions {
   std::string api_key;  // empty: no authentication
   std::string host;     // for logs: what the supervisor bound
   int port = 0;
+  int watch_fd = -1;  // connection reports to the supervisor (server/conn_watch.h); -1: none
 };
 
 class HttpBridge {

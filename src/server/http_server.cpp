@@ -6,9 +6,11 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "server/api.h"
 #include "server/backend.h"
+#include "server/conn_watch.h"
 #include "server/metrics.h"
 #include "server/session.h"
 #include "server/socket_util.h"
@@ -26,6 +28,10 @@ constexpr auto kPollInterval = std::chrono::milliseconds(100);
 
 // Set on a connection's thread when it is one more than max_connections allows.
 thread_local bool tl_over_capacity = false;
+// The connection's id in the reports to the supervisor (0: not reported), and whether a request
+// of it has been reported and not yet answered.
+thread_local uint64_t tl_conn = 0;
+thread_local bool tl_busy = false;
 
 // cpp-httplib runs each connection as one task of this queue, on one thread for its whole life:
 // enough threads for max_connections streams at once, and a few spare ones that only turn the
@@ -34,9 +40,10 @@ class ConnectionPool final : public httplib::TaskQueue {
  public:
   static constexpr int kSpareThreads = 4;
 
-  ConnectionPool(int max_connections, Metrics& metrics)
+  ConnectionPool(int max_connections, Metrics& metrics, ConnectionWatch& watch)
       : max_(max_connections),
         metrics_(metrics),
+        watch_(watch),
         pool_(static_cast<size_t>(max_connections + kSpareThreads)) {}
 
   void enqueue(std::function<void()> fn) override {
@@ -44,7 +51,9 @@ class ConnectionPool final : public httplib::TaskQueue {
       const int64_t open = ++metrics_.connections_open;
       tl_over_capacity = open > max_;
       if (tl_over_capacity) ++metrics_.connections_rejected;
-      fn();
+      fn();  // serves the connection, then closes it
+      watch_.closed(std::exchange(tl_conn, 0));
+      tl_busy = false;
       tl_over_capacity = false;
       --metrics_.connections_open;
     });
@@ -55,6 +64,7 @@ class ConnectionPool final : public httplib::TaskQueue {
  private:
   int max_;
   Metrics& metrics_;
+  ConnectionWatch& watch_;
   httplib::ThreadPool pool_;
 };
 
@@ -113,6 +123,7 @@ struct HttpServer::Impl {
   ServingBackend& backend;
   ServerOptions opts;
   Metrics metrics;
+  ConnectionWatch watch;
   Listener svr;
   Clock::time_point started = Clock::now();
   int64_t created_unix = unix_now();
@@ -126,7 +137,7 @@ struct HttpServer::Impl {
   std::condition_variable cv;
   std::map<std::string, std::shared_ptr<GenerationSession>> live;  // generations in flight
 
-  Impl(ServingBackend& b, const ServerOptions& o) : backend(b), opts(o) {
+  Impl(ServingBackend& b, const ServerOptions& o) : backend(b), opts(o), watch(o.watch_fd) {
     if (opts.max_connections < 1)
       fail_input("max_connections must be at least 1 (got {})", opts.max_connections);
     if (opts.max_body_bytes < 1) fail_input("max_body_bytes must be positive");
@@ -137,7 +148,9 @@ struct HttpServer::Impl {
 
   void setup() {
     std::signal(SIGPIPE, SIG_IGN);  // a client that left must not kill the process mid-write
-    svr.new_task_queue = [this] { return new ConnectionPool(opts.max_connections, metrics); };
+    svr.new_task_queue = [this] {
+      return new ConnectionPool(opts.max_connections, metrics, watch);
+    };
     svr.set_payload_max_length(opts.max_body_bytes);
     svr.set_tcp_nodelay(true);
     const auto idle = static_cast<time_t>(std::max(1.0, opts.idle_timeout_s));
@@ -146,8 +159,21 @@ struct HttpServer::Impl {
     svr.set_read_timeout(std::min<time_t>(idle, 30));
     svr.set_write_timeout(30);
 
+    // The supervisor answers for a request whose engine died: tell it what each connection is
+    // doing (conn_watch.h). The logger runs once the response is out.
+    svr.set_pre_routing_handler([this](const Request& req, Response&) {
+      if (watch.enabled()) {
+        if (tl_conn == 0)
+          tl_conn = watch.opened(
+              find_connection_socket(req.local_port, req.remote_addr, req.remote_port));
+        watch.request(tl_conn, flavor_of(req.path));
+        tl_busy = true;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
     svr.set_logger([this](const Request& req, const Response& res) {
       metrics.count_request(route_label(req.path), res.status);
+      if (std::exchange(tl_busy, false)) watch.idle(tl_conn);
     });
     // cpp-httplib's own refusals (unknown route, oversized or malformed request) in each API's
     // shape.
@@ -396,6 +422,7 @@ struct HttpServer::Impl {
     bool pump(DataSink& sink) {
       if (!started) {
         started = true;
+        impl.watch.streaming(tl_conn);  // cpp-httplib wrote the headers before this call
         if (!write(sink, exchange->stream_start())) return abandon();
       }
       std::vector<SessionEvent> events;

@@ -28,6 +28,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;               // serve(): 0 picks a free port (see bound_port())
   double ping_interval_s = 1.0;  // keep-alive comment / Anthropic ping after this silence
+  // A socket to the supervisor that receives reports of the connections (conn_watch.h), so
+  // that it can answer for them if this process dies; owned by the server. -1: none.
+  int watch_fd = -1;
 };
 
 class HttpServer {

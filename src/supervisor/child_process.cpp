@@ -33,18 +33,28 @@ void close_fd(int& fd) {
 
 // Only async-signal-safe calls from here on (we are in the forked child of a threaded process).
 [[noreturn]] void exec_child(const char* program, char* const* argv, char* const* envp,
-                             pid_t parent, int in_fd, int out_fd, int err_fd, int pass_fd) {
+                             pid_t parent, int in_fd, int out_fd, int err_fd, int pass_fd,
+                             int pass_fd4) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
   // Pipe ends are >= 3 (0-2 are open in the supervisor); dup2 clears close-on-exec.
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(127);
+  // Out of the way of fd 3 first; F_DUPFD's copy is not close-on-exec.
+  if (pass_fd4 >= 0 && pass_fd4 != 4 && (pass_fd4 = ::fcntl(pass_fd4, F_DUPFD, 5)) < 0)
+    ::_exit(127);
   if (pass_fd >= 0) {
     if (pass_fd == 3) {
       ::fcntl(3, F_SETFD, 0);
     } else if (::dup2(pass_fd, 3) < 0) {
       ::_exit(127);
     }
+  }
+  if (pass_fd4 == 4) {
+    ::fcntl(4, F_SETFD, 0);
+  } else if (pass_fd4 >= 0) {
+    if (::dup2(pass_fd4, 4) < 0) ::_exit(127);
+    ::close(pass_fd4);  // the temporary copy
   }
   sigset_t none;
   sigemptyset(&none);
@@ -88,7 +98,7 @@ Child spawn_child(const ChildSpec& spec) {
   }
   if (pid == 0)
     exec_child(spec.program.c_str(), argv.data(), envp.data(), parent, in.read, out.write,
-               err.write, spec.pass_fd);
+               err.write, spec.pass_fd, spec.pass_fd4);
   close_fd(in.read);
   close_fd(out.write);
   close_fd(err.write);

@@ -1,6 +1,6 @@
-// Starting the engine child: fork + exec with its stdin/stdout/stderr on pipes and one inherited
-// descriptor (the HTTP listening socket) as fd 3. Everything else the supervisor holds is
-// close-on-exec, so the child inherits nothing by accident.
+// Starting the engine child: fork + exec with its stdin/stdout/stderr on pipes and up to two
+// inherited descriptors (the HTTP listening socket as fd 3, the connection reports as fd 4).
+// Everything else the supervisor holds is close-on-exec, so the child inherits nothing by accident.
 #pragma once
 #include <sys/types.h>
 
@@ -14,6 +14,7 @@ struct ChildSpec {
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> env;   // NAME=value pairs added to (or replacing in) the environment
   int pass_fd = -1;               // becomes fd 3 in the child (-1: none)
+  int pass_fd4 = -1;              // becomes fd 4 in the child (-1: none)
 };
 
 struct Child {

@@ -21,6 +21,7 @@
 
 #include "rpc/line_splitter.h"
 #include "supervisor/child_process.h"
+#include "supervisor/conn_guard.h"
 #include "supervisor/listen_socket.h"
 #include "util/error.h"
 
@@ -85,7 +86,9 @@ class Supervisor::Impl {
     bool killed = false;  // SIGKILL sent; its exit is on the way
     std::string model;
     std::unique_ptr<rpc::LineSplitter> out, err;
+    std::unique_ptr<ConnectionGuard> guard;  // its HTTP connections, answered if it dies
   };
+  void settle_connections(Engine& engine, const std::string& message);
 
   void start_engine(double now);
   void send_health(double now);
@@ -150,16 +153,18 @@ int Supervisor::Impl::run() {
 
   start_engine(now_s());
   while (!done_) {
-    pollfd fds[3] = {{signal_fd_, POLLIN, 0},
+    pollfd fds[4] = {{signal_fd_, POLLIN, 0},
                      {engine_ ? engine_->child.stdout_fd : -1, POLLIN, 0},
-                     {engine_ ? engine_->child.stderr_fd : -1, POLLIN, 0}};
-    if (::poll(fds, 3, poll_timeout_ms(now_s())) < 0) {
+                     {engine_ ? engine_->child.stderr_fd : -1, POLLIN, 0},
+                     {engine_ && engine_->guard ? engine_->guard->fd() : -1, POLLIN, 0}};
+    if (::poll(fds, 4, poll_timeout_ms(now_s())) < 0) {
       if (errno == EINTR) continue;
       fail("supervisor: poll: {}", std::strerror(errno));
     }
     double now = now_s();
     if (fds[1].revents) read_engine(fds[1].fd, true, false);
     if (fds[2].revents) read_engine(fds[2].fd, false, false);
+    if (fds[3].revents && engine_) engine_->guard->read_reports();
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info;
       while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
@@ -176,6 +181,7 @@ int Supervisor::Impl::run() {
     int status;
     ::waitpid(engine_->child.pid, &status, 0);
     close_pipes(engine_->child);
+    settle_connections(*engine_, "the server stopped before this request finished");
     engine_.reset();
   }
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
@@ -201,13 +207,18 @@ void Supervisor::Impl::start_engine(double now) {
                "--port",
                std::to_string(options_.port),
                "--drain-timeout",
-               fmt::format("{}", options_.grace_s)};
+               fmt::format("{}", options_.grace_s),
+               "--conn-watch-fd",
+               "4"};
   spec.argv.insert(spec.argv.end(), options_.engine_args.begin(), options_.engine_args.end());
   spec.env = options_.engine_env;
   spec.pass_fd = listen_fd_;
   Engine engine;
   try {
+    engine.guard = std::make_unique<ConnectionGuard>();
+    spec.pass_fd4 = engine.guard->child_end();
     engine.child = spawn_child(spec);
+    engine.guard->close_child_end();
   } catch (const std::exception& e) {
     spdlog::error("cannot start the engine: {}", e.what());
     auto delay = policy_.on_failure(now, std::nullopt);
@@ -334,6 +345,10 @@ void Supervisor::Impl::on_engine_exit(int status, double now) {
   Engine engine = std::move(*engine_);
   engine_.reset();
   const std::string what = describe_status(status);
+  settle_connections(engine, stopping_ ? "the server stopped before this request finished"
+                                       : fmt::format("the engine serving this request {}; a new "
+                                                     "one is starting: retry the request",
+                                                     what));
 
   if (stopping_) {
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !forced_;
@@ -359,6 +374,15 @@ void Supervisor::Impl::on_engine_exit(int status, double now) {
   }
   spdlog::warn("restarting the engine in {:.2f} s", *delay);
   restart_at_ = now + *delay;
+}
+
+void Supervisor::Impl::settle_connections(Engine& engine, const std::string& message) {
+  if (!engine.guard) return;
+  const int answered = engine.guard->settle(message);
+  if (answered > 0)
+    spdlog::warn("answered {} HTTP request(s) of engine pid {} with an error: {}", answered,
+                 engine.child.pid, message);
+  engine.guard.reset();
 }
 
 void Supervisor::Impl::on_stop_signal(int sig, double now) {

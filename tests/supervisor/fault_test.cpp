@@ -86,6 +86,42 @@ HttpResult http_post(int port, const std::string& path, const json& body,
   return r;
 }
 
+std::string tail(const std::string& s, size_t n = 1500) {
+  return s.size() > n ? s.substr(s.size() - n) : s;
+}
+
+bool ends_with(const std::string& s, const std::string& end) {
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+// The JSON of the last SSE `data:` line that carries an "error" (null when none).
+json last_sse_error(const std::string& body) {
+  json found;
+  size_t at = 0;
+  while ((at = body.find("data: ", at)) != std::string::npos) {
+    size_t eol = body.find('\n', at);
+    json j = json::parse(body.substr(at + 6, eol - at - 6), nullptr, false);
+    if (j.is_object() && j.contains("error")) found = j;
+    at = eol == std::string::npos ? body.size() : eol;
+  }
+  return found;
+}
+
+int http_get_running(int port) {
+  int fd = connect_to(port);
+  if (fd < 0) return -1;
+  std::string request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  size_t start = raw.find("\r\n\r\n");
+  json j = json::parse(start == std::string::npos ? "" : raw.substr(start + 4), nullptr, false);
+  return j.is_object() && j.contains("running") ? j["running"].get<int>() : -1;
+}
+
 // start() asserts; a test must not go on (and signal a pid it does not have) when it failed.
 #define START(...)                 \
   do {                             \
@@ -359,11 +395,14 @@ TEST_F(ServeTest, KillDashNineMidStreamThenTheRepeatComesBackFromSsd) {
   signal_process(engine_pid_, SIGKILL);
   client.join();
   if (!ready) return;
-  // The client saw an error, not a hang: the stream ended without its [DONE].
+  // The client saw an error, not a hang or a cut stream: the supervisor ended the stream with
+  // an OpenAI error event and [DONE].
   EXPECT_EQ(stream.status(), 200) << stream.raw.substr(0, 500);
   EXPECT_FALSE(stream.timed_out);
-  EXPECT_EQ(stream.body().find("data: [DONE]"), std::string::npos)
-      << "the stream ended before the kill";
+  EXPECT_EQ(last_sse_error(stream.body())["error"]["code"], "engine_unavailable")
+      << tail(stream.body());
+  EXPECT_TRUE(ends_with(stream.body(), "data: [DONE]\n\n")) << tail(stream.body());
+  EXPECT_TRUE(ends_with(stream.raw, "0\r\n\r\n")) << "the chunked body did not end properly";
   pid_t new_pid = wait_ready_engine(30);
   EXPECT_NE(new_pid, engine_pid_);
   EXPECT_LT(seconds_since(killed_at), 2.0 + load_s_) << serve_->log();
@@ -375,6 +414,97 @@ TEST_F(ServeTest, KillDashNineMidStreamThenTheRepeatComesBackFromSsd) {
   EXPECT_EQ(reply["usage"]["prompt_tokens"], prompt_tokens);
   EXPECT_EQ(reply["usage"]["prompt_tokens_details"]["cached_tokens"], prompt_blocks * 32)
       << reply.dump();
+  stop_and_expect_exit(0);
+}
+
+TEST_F(ServeTest, KillDashNineAnswersEveryRequestInFlightWithAnErrorInItsApisShape) {
+  START({"--model", endless_model_for_tests()});
+  if (!http_served()) GTEST_SKIP() << "this build has no HTTP server (src/server)";
+  std::atomic<int> streaming{0};
+  auto count_first_data = [&](bool& counted) {
+    return [&](const std::string& raw) {
+      if (!counted && raw.find("data: ") != std::string::npos) {
+        counted = true;
+        ++streaming;
+      }
+    };
+  };
+  bool c1 = false, c2 = false;
+  HttpResult openai_stream, anthropic_stream, openai_plain, anthropic_plain;
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] {
+    openai_stream = http_post(port_, "/v1/chat/completions",
+                              {{"model", "demo-noeos"},
+                               {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                               {"max_tokens", 20000},
+                               {"stream", true}},
+                              count_first_data(c1));
+  });
+  clients.emplace_back([&] {
+    anthropic_stream = http_post(port_, "/v1/messages",
+                                 {{"model", "demo-noeos"},
+                                  {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                                  {"max_tokens", 20000},
+                                  {"stream", true}},
+                                 count_first_data(c2));
+  });
+  clients.emplace_back([&] {
+    openai_plain = http_post(port_, "/v1/completions",
+                             {{"model", "demo-noeos"}, {"prompt", "Hi"}, {"max_tokens", 20000}});
+  });
+  clients.emplace_back([&] {
+    anthropic_plain = http_post(port_, "/v1/messages",
+                                {{"model", "demo-noeos"},
+                                 {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                                 {"max_tokens", 20000}});
+  });
+  // All four generate: two streams have sent data, the scheduler runs four.
+  bool ready = wait_until([&] { return streaming == 2 && http_get_running(port_) == 4; }, 60, 0.05);
+  EXPECT_TRUE(ready) << serve_->log();
+  signal_process(engine_pid_, SIGKILL);
+  for (auto& t : clients) t.join();
+  if (!ready) return;
+
+  EXPECT_EQ(openai_stream.status(), 200);
+  EXPECT_FALSE(openai_stream.timed_out);
+  json e = last_sse_error(openai_stream.body());
+  ASSERT_TRUE(e.is_object()) << tail(openai_stream.body());
+  EXPECT_EQ(e["error"]["type"], "server_error") << tail(openai_stream.body());
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("was killed by signal 9"),
+            std::string::npos)
+      << e.dump();
+  EXPECT_TRUE(ends_with(openai_stream.body(), "data: [DONE]\n\n")) << tail(openai_stream.body());
+
+  EXPECT_EQ(anthropic_stream.status(), 200);
+  EXPECT_FALSE(anthropic_stream.timed_out);
+  const std::string a = anthropic_stream.body();
+  EXPECT_TRUE(ends_with(a, "\n\n")) << tail(a);
+  const size_t ev = a.rfind("event: error\ndata: ");
+  ASSERT_NE(ev, std::string::npos) << tail(a);
+  json ae = json::parse(a.substr(ev + 19), nullptr, false);
+  ASSERT_TRUE(ae.is_object()) << tail(a);
+  EXPECT_EQ(ae["type"], "error") << tail(a);
+  EXPECT_EQ(ae["error"]["type"], "api_error") << tail(a);
+
+  for (const HttpResult* r : {&openai_plain, &anthropic_plain}) {
+    EXPECT_FALSE(r->timed_out);
+    EXPECT_EQ(r->status(), 503) << r->raw;
+    EXPECT_NE(r->raw.find("Retry-After: 1"), std::string::npos) << r->raw;
+  }
+  json oj = json::parse(openai_plain.body(), nullptr, false);
+  json aj = json::parse(anthropic_plain.body(), nullptr, false);
+  ASSERT_TRUE(oj.is_object() && aj.is_object()) << openai_plain.raw << "\n" << anthropic_plain.raw;
+  EXPECT_EQ(oj["error"]["type"], "server_error") << openai_plain.raw;
+  EXPECT_EQ(oj["error"]["code"], "engine_unavailable") << openai_plain.raw;
+  EXPECT_EQ(aj["type"], "error") << anthropic_plain.raw;
+  EXPECT_EQ(aj["error"]["type"], "api_error") << anthropic_plain.raw;
+  EXPECT_TRUE(serve_->wait_for_log("answered 4 HTTP request(s)", 10)) << serve_->log();
+
+  // The next engine serves, and the supervisor holds no connection of the dead one.
+  EXPECT_GT(wait_ready_engine(30), 0);
+  HttpResult again = http_post(port_, "/v1/completions",
+                               {{"model", "demo-noeos"}, {"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(again.status(), 200) << again.raw;
   stop_and_expect_exit(0);
 }
 
