@@ -17,9 +17,10 @@ ModelRunner::ModelRunner(const Model& model, KVCacheManager& kv, ThreadPool& thr
            L.n_kv_heads, L.head_dim, c.num_layers, c.num_kv_heads, c.head_dim);
 }
 
-uint64_t ModelRunner::workspace_bytes() const {
-  return x_.size() + h_.size() + q_.size() + attn_.size() + k_.size() + v_.size() + gate_.size() +
-         up_.size() + cos_.size() + sin_.size() + sel_.size() + logits_.capacity() * sizeof(float);
+void ModelRunner::publish_workspace_bytes() {
+  workspace_bytes_ = x_.size() + h_.size() + q_.size() + attn_.size() + k_.size() + v_.size() +
+                     gate_.size() + up_.size() + cos_.size() + sin_.size() + sel_.size() +
+                     logits_.capacity() * sizeof(float);
 }
 
 void ModelRunner::ensure_workspace(int64_t T) {
@@ -38,6 +39,7 @@ void ModelRunner::ensure_workspace(int64_t T) {
   sin_ = Buffer(T * (c.head_dim / 2) * f);
   sel_ = Buffer(T * c.hidden_size * f);
   capacity_ = T;
+  publish_workspace_bytes();
 }
 
 std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const LayerHook& hook) {
@@ -127,7 +129,9 @@ std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const Layer
     for (int64_t t = first; t < n; ++t, ++rows)
       std::copy_n(x.as<float>() + (offset[i] + t) * H, H, sel + rows * H);
   }
+  const size_t logits_capacity = logits_.capacity();
   logits_.resize(static_cast<size_t>(rows * V));
+  if (logits_.capacity() != logits_capacity) publish_workspace_bytes();
   if (rows > 0) {
     Tensor s(sel, DType::F32, {rows, H});
     ops::rms_norm(s, model_.final_norm, eps, s, ctx_);

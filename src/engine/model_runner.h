@@ -2,6 +2,7 @@
 // may bring many tokens (prefill, or a chunk of it) or one (decode); all tokens go through
 // the matrix multiplications together, and attention runs per sequence over its paged cache.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -38,11 +39,13 @@ class ModelRunner {
   const Model& model() const { return model_; }
   BlockPool& pool() { return kv_.pool(); }
   ThreadPool& threads() { return threads_; }
-  // Bytes of the runner's own scratch buffers (activations), for the memory report.
-  uint64_t workspace_bytes() const;
+  // Bytes of the runner's own scratch buffers (activations), for the memory report. Safe from
+  // any thread while forward() runs on another (it reads a published count).
+  uint64_t workspace_bytes() const { return workspace_bytes_.load(std::memory_order_relaxed); }
 
  private:
   void ensure_workspace(int64_t T);
+  void publish_workspace_bytes();  // on the forward() thread, after the buffers change
 
   const Model& model_;
   KVCacheManager& kv_;
@@ -60,6 +63,7 @@ class ModelRunner {
   Buffer cos_, sin_;        // [T, hd/2]
   Buffer sel_;              // [rows, H] final-normed rows that need logits
   std::vector<float> logits_;  // [rows, V]
+  std::atomic<uint64_t> workspace_bytes_{0};
 };
 
 }  // namespace hwledger
