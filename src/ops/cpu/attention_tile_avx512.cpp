@@ -125,15 +125,16 @@ void load_values(const KVLayout& L, const uint8_t* vh, int64_t n, float* vf) {
 
 // s[r][j0 .. j0 + 16 kNK) = qs[r] · kf[:, j0 ..] for kRows rows: kRows x kNK accumulators, one
 // FMA chain over d each. qs: [rows][hd], kf: [hd][bt], s: [rows][bt].
-template <int kRows, int kNK>
-inline void score_rows(const float* qs, int64_t hd, const float* kf, int64_t bt, int64_t j0,
+template <DType TK, int kRows, int kNK>
+inline void score_rows(const float* qs, int64_t hd, const uint8_t* kf, int64_t bt, int64_t j0,
                        float* s) {
+  constexpr size_t es = dtype_size(TK);
   __m512 acc[kRows][kNK];
   for (int r = 0; r < kRows; ++r)
     for (int i = 0; i < kNK; ++i) acc[r][i] = _mm512_setzero_ps();
   for (int64_t d = 0; d < hd; ++d) {
     __m512 k[kNK];
-    for (int i = 0; i < kNK; ++i) k[i] = _mm512_loadu_ps(kf + d * bt + j0 + 16 * i);
+    for (int i = 0; i < kNK; ++i) k[i] = load16<TK>(kf + (d * bt + j0 + 16 * i) * es);
     for (int r = 0; r < kRows; ++r) {
       const __m512 qd = _mm512_set1_ps(qs[r * hd + d]);
       for (int i = 0; i < kNK; ++i) acc[r][i] = _mm512_fmadd_ps(qd, k[i], acc[r][i]);
@@ -143,19 +144,19 @@ inline void score_rows(const float* qs, int64_t hd, const float* kf, int64_t bt,
     for (int i = 0; i < kNK; ++i) _mm512_storeu_ps(s + r * bt + j0 + 16 * i, acc[r][i]);
 }
 
-template <int kNK>
-void score_rows_n(int rows, const float* qs, int64_t hd, const float* kf, int64_t bt, int64_t j0,
-                  float* s) {
+template <DType TK, int kNK>
+void score_rows_n(int rows, const float* qs, int64_t hd, const uint8_t* kf, int64_t bt,
+                  int64_t j0, float* s) {
   for (; rows >= 8; rows -= 8, qs += 8 * hd, s += 8 * bt)
-    score_rows<8, kNK>(qs, hd, kf, bt, j0, s);
+    score_rows<TK, 8, kNK>(qs, hd, kf, bt, j0, s);
   switch (rows) {
-    case 7: return score_rows<7, kNK>(qs, hd, kf, bt, j0, s);
-    case 6: return score_rows<6, kNK>(qs, hd, kf, bt, j0, s);
-    case 5: return score_rows<5, kNK>(qs, hd, kf, bt, j0, s);
-    case 4: return score_rows<4, kNK>(qs, hd, kf, bt, j0, s);
-    case 3: return score_rows<3, kNK>(qs, hd, kf, bt, j0, s);
-    case 2: return score_rows<2, kNK>(qs, hd, kf, bt, j0, s);
-    case 1: return score_rows<1, kNK>(qs, hd, kf, bt, j0, s);
+    case 7: return score_rows<TK, 7, kNK>(qs, hd, kf, bt, j0, s);
+    case 6: return score_rows<TK, 6, kNK>(qs, hd, kf, bt, j0, s);
+    case 5: return score_rows<TK, 5, kNK>(qs, hd, kf, bt, j0, s);
+    case 4: return score_rows<TK, 4, kNK>(qs, hd, kf, bt, j0, s);
+    case 3: return score_rows<TK, 3, kNK>(qs, hd, kf, bt, j0, s);
+    case 2: return score_rows<TK, 2, kNK>(qs, hd, kf, bt, j0, s);
+    case 1: return score_rows<TK, 1, kNK>(qs, hd, kf, bt, j0, s);
     default: return;
   }
 }
@@ -272,19 +273,24 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
     }
     // The block's keys and values in f32 (f32 caches are read in place). Keys past n are
     // scored but masked; values past n are never read (they may be unwritten memory).
-    const float* kf = reinterpret_cast<const float*>(block + k_head);
+    // f16/bf16 keys are converted as they are loaded (keeping the tile's working set in L1),
+    // quantized ones dequantized first.
+    constexpr DType TK = is_quantized(T) ? DType::F32 : T;
+    const uint8_t* kf = block + k_head;
     const float* vf = reinterpret_cast<const float*>(block + v_head);
-    if constexpr (T != DType::F32) {
+    if constexpr (is_quantized(T)) {
       load_keys<T>(L, block + k_head, sc.kf.data());
+      kf = reinterpret_cast<const uint8_t*>(sc.kf.data());
+    }
+    if constexpr (T != DType::F32) {
       load_values<T>(L, block + v_head, n, sc.vf.data());
-      kf = sc.kf.data();
       vf = sc.vf.data();
     }
 
     // Scores s[r][j] for j < n rounded up to 16.
     int64_t j0 = 0;
-    for (; j0 + 32 <= n; j0 += 32) score_rows_n<2>(n_rows, qs, hd, kf, bt, j0, s);
-    for (; j0 < n; j0 += 16) score_rows_n<1>(n_rows, qs, hd, kf, bt, j0, s);
+    for (; j0 + 32 <= n; j0 += 32) score_rows_n<TK, 2>(n_rows, qs, hd, kf, bt, j0, s);
+    for (; j0 < n; j0 += 16) score_rows_n<TK, 1>(n_rows, qs, hd, kf, bt, j0, s);
 
     // Online softmax per row over its keys [lo_r, hi_r) within the block.
     for (int r = 0; r < n_rows; ++r) {
