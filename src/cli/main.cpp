@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "util/error.h"
 
 namespace hwledger::cli {
@@ -33,7 +34,9 @@ int main(int argc, char** argv) {
   cli::add_plan_command(app);
   cli::add_engine_command(app);
   cli::add_serve_command(app);
+  cli::add_env_and_config(app);
   try {
+    cli::apply_config_file(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
