@@ -393,6 +393,8 @@ void Scheduler::Impl::step() {
 
 void Scheduler::Impl::deliver_token(Request& r, float* logits) {
   TokenEvent event;
+  if (r.req.constrain)
+    r.req.constrain(logits, vocab_size, std::span<const int32_t>(r.tokens).subspan(r.prompt_len));
   const int32_t token = r.sampler->sample(logits, vocab_size, workspace, &event);
   r.sampler->accept(token);
   r.tokens.push_back(token);

@@ -5,6 +5,8 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +36,11 @@ struct GenerateRequest {
   SamplingParams sampling;
   std::vector<int32_t> stop_token_ids; // EOS ids: generation ends with reason "eos", token not emitted
   std::string cache_salt;              // isolates this request's prefix-cache entries
+  // Masks a logits row before sampling (-inf: the token may not come next), given the tokens
+  // generated so far; on the scheduler thread, must be quick and must not throw. Empty: none.
+  // (The HTTP server uses it to keep a forced tool call's name among the offered tools.)
+  std::function<void(float* logits, int64_t vocab_size, std::span<const int32_t> generated)>
+      constrain;
 };
 
 struct TokenEvent {

@@ -129,7 +129,7 @@ Json template_messages(const Json& body) {
 
 // Anthropic tools -> OpenAI function tools (what chat templates render); null when there are
 // none or tool_choice is {"type": "none"}.
-Json template_tools(const Json& body) {
+Json template_tools(const Json& body, ToolChoice& choice_out) {
   const Json* tools = get_array(body, "tools");
   if (!tools || tools->empty()) return nullptr;
   Json out = Json::array();
@@ -154,6 +154,7 @@ Json template_tools(const Json& body) {
     out.push_back({{"type", "function"}, {"function", std::move(fn)}});
     names.push_back(*tname);
   }
+  choice_out.names = names;
   if (const Json* choice = get_object(body, "tool_choice")) {
     auto type = get_string(*choice, "type", "tool_choice");
     if (!type) throw_missing("tool_choice.type", "\"auto\", \"any\", \"tool\" or \"none\"");
@@ -165,7 +166,11 @@ Json template_tools(const Json& body) {
         throw_invalid(
             fmt::format("'tool_choice.name' {} is not among the tools", Json(*tname).dump()),
             "tool_choice.name");
-    } else if (*type != "auto" && *type != "any") {
+      choice_out.mode = ToolChoice::Mode::Named;
+      choice_out.name = *tname;
+    } else if (*type == "any") {
+      choice_out.mode = ToolChoice::Mode::Required;
+    } else if (*type != "auto") {
       throw_invalid(
           fmt::format("'tool_choice.type' must be \"auto\", \"any\", \"tool\" or \"none\", got {}",
                       Json(*type).dump()),
@@ -214,11 +219,9 @@ class MessagesExchange final : public Exchange {
       s.top_k = static_cast<int32_t>(std::min<int64_t>(*top_k, INT32_MAX));
     }
     plan_.stop_strings = parse_stop_strings(body, "stop_sequences");
-    const Json tools = template_tools(body);
-    if (!tools.is_null())
-      plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
-    plan_.request.prompt =
-        render_and_encode(backend, template_messages(body), tools, Json::object());
+    ToolChoice choice;
+    const Json tools = template_tools(body, choice);
+    plan_chat_prompt(plan_, backend, template_messages(body), tools, choice, Json::object());
     fit_context(plan_, backend, max_tokens, "max_tokens", "messages");
     plan_.request.stop_token_ids = backend.stop_token_ids();
   }
@@ -384,9 +387,12 @@ std::unique_ptr<Exchange> anthropic_messages_exchange(const Json& body,
 
 std::string anthropic_count_tokens_body(const Json& body, const ServingBackend& backend) {
   model_of(body, backend);
-  const std::vector<int32_t> ids =
-      render_and_encode(backend, template_messages(body), template_tools(body), Json::object());
-  return dump({{"input_tokens", ids.size()}});
+  // The same prompt /v1/messages would run, a forced tool call's opening included.
+  GenerationPlan plan;
+  ToolChoice choice;
+  const Json tools = template_tools(body, choice);
+  plan_chat_prompt(plan, backend, template_messages(body), tools, choice, Json::object());
+  return dump({{"input_tokens", plan.request.prompt.size()}});
 }
 
 }  // namespace hwledger::server

@@ -13,6 +13,7 @@
 #include "server/json_fields.h"
 #include "server/reply.h"
 #include "server/tool_calls.h"
+#include "server/tool_choice.h"
 
 namespace hwledger::server {
 
@@ -22,6 +23,9 @@ struct GenerationPlan {
   bool stream = false;
   bool want_logprobs = false;
   std::optional<ToolCallFormat> tool_format;  // set when the request offers tools
+  // The start of the assistant's turn that a forced tool_choice put at the end of the prompt
+  // (tool_choice.h); the reply parses it as the model's own output.
+  std::string forced_prefix;
 };
 
 class Exchange {
@@ -61,8 +65,14 @@ void check_model(const std::string& model, const ServingBackend& backend);
 // 400 when the server has no tokenizer for text requests.
 const tokenizer::Tokenizer& require_tokenizer(const ServingBackend& backend);
 // Template rendering + encoding; template errors become 400s.
+// `assistant_prefix` is appended after the generation prompt (a forced tool call's opening).
 std::vector<int32_t> render_and_encode(const ServingBackend& backend, const Json& messages,
-                                       const Json& tools, const Json& extra);
+                                       const Json& tools, const Json& extra,
+                                       const std::string& assistant_prefix = "");
+// Sets plan.tool_format, plan.forced_prefix and the request's constraint for `choice`, then
+// renders and encodes the prompt (tools: null when none are offered).
+void plan_chat_prompt(GenerationPlan& plan, const ServingBackend& backend, const Json& messages,
+                      const Json& tools, const ToolChoice& choice, const Json& extra);
 // Sets request.max_tokens: `max_tokens` when given (400 when prompt + it exceed the context),
 // else what the context leaves. 400 for a prompt that fills the context by itself.
 void fit_context(GenerationPlan& plan, const ServingBackend& backend,

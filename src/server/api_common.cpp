@@ -25,7 +25,8 @@ const tokenizer::Tokenizer& require_tokenizer(const ServingBackend& backend) {
 }
 
 std::vector<int32_t> render_and_encode(const ServingBackend& backend, const Json& messages,
-                                       const Json& tools, const Json& extra) {
+                                       const Json& tools, const Json& extra,
+                                       const std::string& assistant_prefix) {
   require_tokenizer(backend);
   std::string text;
   try {
@@ -35,7 +36,18 @@ std::vector<int32_t> render_and_encode(const ServingBackend& backend, const Json
                   "messages");
   }
   // The template writes the special tokens (BOS, role markers) itself.
-  return backend.encode(text, /*add_special_tokens=*/false);
+  return backend.encode(text + assistant_prefix, /*add_special_tokens=*/false);
+}
+
+void plan_chat_prompt(GenerationPlan& plan, const ServingBackend& backend, const Json& messages,
+                      const Json& tools, const ToolChoice& choice, const Json& extra) {
+  if (!tools.is_null()) {
+    plan.tool_format = detect_tool_call_format(backend.chat_template_source());
+    plan.forced_prefix = forced_tool_prefix(*plan.tool_format, choice);
+    plan.request.constrain =
+        tool_name_constraint(require_tokenizer(backend), *plan.tool_format, choice);
+  }
+  plan.request.prompt = render_and_encode(backend, messages, tools, extra, plan.forced_prefix);
 }
 
 void fit_context(GenerationPlan& plan, const ServingBackend& backend,

@@ -311,6 +311,7 @@ struct HttpServer::Impl {
         throw ApiError(ErrorKind::Overloaded, "the server's request queue is full; retry shortly");
       }
       auto reply = std::make_shared<Reply>(plan.tool_format, exchange->tool_id_prefix());
+      if (!plan.forced_prefix.empty()) reply->prime(plan.forced_prefix);
       const Clock::time_point deadline =
           arrival + std::chrono::duration_cast<Clock::duration>(
                         std::chrono::duration<double>(opts.request_timeout_s));

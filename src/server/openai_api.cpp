@@ -197,9 +197,9 @@ Json template_messages(const Json& messages) {
   return out;
 }
 
-// Validates `tools` (function tools only) and `tool_choice`; returns the tools the template
-// should see (null when there are none or tool_choice is "none").
-Json offered_tools(const Json& body) {
+// Validates `tools` (function tools only) and `tool_choice` (into `choice`); returns the tools
+// the template should see (null when there are none or tool_choice is "none").
+Json offered_tools(const Json& body, ToolChoice& choice_out) {
   const Json* tools = get_array(body, "tools");
   if (!tools || tools->empty()) return nullptr;
   std::set<std::string> names;
@@ -218,12 +218,14 @@ Json offered_tools(const Json& body) {
     if (!fname) throw_missing(name + ".function.name", "a string");
     get_object(*fn, "parameters", name + ".function");
     names.insert(*fname);
+    choice_out.names.push_back(*fname);
   }
   auto choice = body.find("tool_choice");
   if (choice != body.end() && !choice->is_null()) {
     if (choice->is_string()) {
       const std::string c = choice->get<std::string>();
       if (c == "none") return nullptr;
+      if (c == "required") choice_out.mode = ToolChoice::Mode::Required;
       if (c != "auto" && c != "required")
         throw_invalid(
             fmt::format(
@@ -239,6 +241,8 @@ Json offered_tools(const Json& body) {
             fmt::format("'tool_choice' names the function {}, which is not among the tools",
                         Json(*fname).dump()),
             "tool_choice");
+      choice_out.mode = ToolChoice::Mode::Named;
+      choice_out.name = *fname;
     } else {
       throw_type_error("tool_choice", "a string or an object", *choice);
     }
@@ -275,12 +279,11 @@ class ChatExchange final : public Exchange {
     parse_sampling(body, plan_.request.sampling);
     plan_.stop_strings = parse_stop_strings(body, "stop");
 
-    const Json tools = offered_tools(body);
-    if (!tools.is_null())
-      plan_.tool_format = detect_tool_call_format(backend.chat_template_source());
+    ToolChoice choice;
+    const Json tools = offered_tools(body, choice);
     Json extra = Json::object();
     if (const Json* kwargs = get_object(body, "chat_template_kwargs")) extra = *kwargs;
-    plan_.request.prompt = render_and_encode(backend, template_messages(*messages), tools, extra);
+    plan_chat_prompt(plan_, backend, template_messages(*messages), tools, choice, extra);
 
     std::string max_field;
     const auto max_tokens = max_tokens_of(body, max_field);

@@ -1,5 +1,6 @@
 #include "server/reply.h"
 
+#include <iterator>
 #include <mutex>
 #include <random>
 
@@ -20,7 +21,16 @@ Reply::Reply(std::optional<ToolCallFormat> tool_format, std::string id_prefix)
   if (tool_format) parser_.emplace(*tool_format);
 }
 
+void Reply::prime(const std::string& text) {
+  add_text(text, primed_);
+}
+
 void Reply::add(std::vector<SessionEvent>& events, std::vector<OutputEvent>& out) {
+  if (!primed_.empty()) {
+    out.insert(out.end(), std::make_move_iterator(primed_.begin()),
+               std::make_move_iterator(primed_.end()));
+    primed_.clear();
+  }
   for (SessionEvent& e : events) {
     if (done_) break;
     switch (e.kind) {

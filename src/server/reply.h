@@ -32,6 +32,9 @@ class Reply {
 
   // Adds session events; appends the resulting output events (in order) to `out`.
   void add(std::vector<SessionEvent>& events, std::vector<OutputEvent>& out);
+  // Text the assistant's turn was started with (a forced tool call's opening, in the prompt):
+  // parsed as if the model had written it; its output events come with the next add().
+  void prime(const std::string& text);
 
   bool done() const { return done_; }
   const GenerateResult& result() const { return result_; }
@@ -56,6 +59,7 @@ class Reply {
   std::string held_space_;  // whitespace-only text that may precede a tool call
   std::vector<ToolCallOut> tool_calls_;
   std::vector<TokenLogprob> logprobs_;
+  std::vector<OutputEvent> primed_;
 };
 
 // A random id such as "chatcmpl-3f9a..." (`prefix` followed by 24 letters and digits).
