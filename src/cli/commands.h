@@ -11,6 +11,7 @@ void add_run_command(CLI::App& app);        // cmd_run.cpp
 void add_verify_command(CLI::App& app);     // cmd_verify.cpp
 void add_model_command(CLI::App& app);      // cmd_model.cpp   (model synth)
 void add_bench_command(CLI::App& app);      // cmd_bench.cpp
+void add_bench_http_command(CLI::App& bench);  // cmd_bench_http.cpp (bench http)
 void add_tokenizer_commands(CLI::App& app); // cmd_tokenizer.cpp (tokenize, detokenize, verify-tokenizer)
 void add_plan_command(CLI::App& app);       // cmd_plan.cpp
 void add_engine_command(CLI::App& app);     // cmd_engine.cpp  (engine --stdio: JSON-RPC sidecar)

@@ -45,8 +45,12 @@ std::string normalized(std::string key) {
 
 void add_env_and_config(CLI::App& app) {
   for_each_app(&app, [](CLI::App* a) {
+    // Read before parsing (apply_config_file); declared so that parsing accepts it.
+    static std::string config_path;
     if (a->get_parent() != nullptr && a->get_option_no_throw("--config") == nullptr)
-      a->add_option("--config", "settings file, TOML/INI (docs: README, 'Configuration')")
+      a->add_option("--config", config_path,
+                    "settings file, TOML/INI (README, 'Configuration'); command line and "
+                    "environment win over it")
           ->envname("HWLEDGER_CONFIG");
     for (CLI::Option* opt : a->get_options()) {
       if (opt->get_lnames().empty() || !opt->get_envname().empty()) continue;

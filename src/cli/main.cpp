@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cli::add_verify_command(app);
   cli::add_model_command(app);
   cli::add_bench_command(app);
+  cli::add_bench_http_command(*app.get_subcommand("bench"));
   cli::add_tokenizer_commands(app);
   cli::add_plan_command(app);
   cli::add_engine_command(app);

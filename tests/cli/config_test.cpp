@@ -111,9 +111,8 @@ TEST(CliConfig, AMistakeInTheFileIsAnErrorThatNamesIt) {
 // plumbing between `serve` and its engine child and --config itself.
 TEST(CliConfig, EveryOptionOfEverySubcommandHasAnEnvironmentVariable) {
   const std::vector<std::string> commands = {
-      "run",      "verify",     "model synth",      "bench model", "bench agent-loop",
-      "tokenize", "detokenize", "verify-tokenizer", "plan",        "engine",
-      "serve"};
+      "run",      "verify",     "model synth",      "bench model", "bench agent-loop", "bench http",
+      "tokenize", "detokenize", "verify-tokenizer", "plan",        "engine",           "serve"};
   const std::regex option(R"(^  (?:-\w,)?--([a-z0-9-]+)(.*)$)");
   for (const std::string& c : commands) {
     Result r = run(c + " --help");
