@@ -1,5 +1,6 @@
 #include "server/conn_watch.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@ namespace hwledger::server {
 
 ConnectionWatch::ConnectionWatch(int fd) : fd_(fd) {
   if (fd_ < 0) return;
+  ::fcntl(fd_, F_SETFD, FD_CLOEXEC);  // a program the engine runs must not hold it
   // A supervisor that stops reading must not freeze the connection threads for long.
   timeval tv{1, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
