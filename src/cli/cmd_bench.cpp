@@ -25,6 +25,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--gen-tokens", opts->gen_tokens, "decode steps (default 128)");
   cmd->add_option("--repeats", opts->repeats, "runs; best and median are reported (default 3)");
   cmd->add_option("--seed", opts->seed, "seed of the prompt's token ids (default 0)");
+  cmd->add_option("--batch", opts->batch, "sequences decoded together, each prefilled first (default 1)");
   cmd->add_flag("--json", *json, "print the report as JSON");
   cmd->callback([=] {
     Engine engine(flags->model_dir(), flags->to_options());
@@ -36,13 +37,23 @@ void add_bench_command(CLI::App& app) {
     std::printf("model        %s (%s weights %s, KV %s)\n", engine.model().dir.c_str(),
                 engine.config().architecture.c_str(), format_bytes(engine.model().weights_bytes()).c_str(),
                 std::string(dtype_name(engine.pool().layout().dtype)).c_str());
-    std::printf("machine      %d threads, SIMD %s, read %.1f GB/s, fp32 FMA peak %.0f GFLOP/s\n", r.threads,
-                r.peaks.simd, r.peaks.read_gbps, r.peaks.fp32_gflops);
-    std::printf("prefill      %lld tokens: %.1f tok/s best, %.1f median  (%.0f GFLOP/s = %.0f%% of fp32 peak)\n",
-                static_cast<long long>(r.prompt_tokens), r.prefill_tok_s_best, r.prefill_tok_s_median,
-                r.prefill_gflops, 100 * r.prefill_gflops / r.peaks.fp32_gflops);
-    std::printf("decode       %lld tokens: %.1f tok/s best, %.1f median\n", static_cast<long long>(r.gen_tokens),
-                r.decode_tok_s_best, r.decode_tok_s_median);
+    if (!r.gpu.empty()) {
+      std::printf("device       %s: d2d copy %.1f GB/s, bf16 cuBLAS %.0f TFLOP/s (measured)\n", r.gpu.c_str(),
+                  r.peaks.read_gbps, r.gpu_bf16_tflops);
+      std::printf("prefill      %lld tokens x %lld: %.1f tok/s best, %.1f median  (%.0f TFLOP/s = %.0f%% MFU)\n",
+                  static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.batch), r.prefill_tok_s_best,
+                  r.prefill_tok_s_median, r.prefill_gflops / 1e3, 100 * r.prefill_gflops / 1e3 / r.gpu_bf16_tflops);
+    } else {
+      std::printf("machine      %d threads, SIMD %s, read %.1f GB/s, fp32 FMA peak %.0f GFLOP/s\n", r.threads,
+                  r.peaks.simd, r.peaks.read_gbps, r.peaks.fp32_gflops);
+      std::printf("prefill      %lld tokens: %.1f tok/s best, %.1f median  (%.0f GFLOP/s = %.0f%% of fp32 peak)\n",
+                  static_cast<long long>(r.prompt_tokens), r.prefill_tok_s_best, r.prefill_tok_s_median,
+                  r.prefill_gflops, 100 * r.prefill_gflops / r.peaks.fp32_gflops);
+    }
+    std::printf("decode       %lld tokens x %lld seqs: %.1f tok/s best, %.1f median (all sequences)\n",
+                static_cast<long long>(r.gen_tokens), static_cast<long long>(r.batch), r.decode_tok_s_best,
+                r.decode_tok_s_median);
+    std::printf("end to end   %.3f s (prefill of every sequence + decode), best\n", r.end_to_end_s_best);
     std::printf("roofline     %.1f tok/s = %.1f GB/s / (%s weights + %s KV per token); reached %.0f%%\n",
                 r.decode_roofline_tok_s, r.peaks.read_gbps, format_bytes(r.weight_bytes_per_token).c_str(),
                 format_bytes(r.kv_bytes_per_token).c_str(), 100 * r.decode_tok_s_best / r.decode_roofline_tok_s);

@@ -18,6 +18,8 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
       ->envname("HWLEDGER_CACHE_DIR");
   cmd->add_option("--ram-cache", ram_cache, "RAM tier of the KV cache, e.g. 8G")->envname("HWLEDGER_RAM_CACHE");
   cmd->add_option("--ssd-cache", ssd_cache, "SSD tier of the KV cache, e.g. 64G")->envname("HWLEDGER_SSD_CACHE");
+  cmd->add_option("--device", device, "where the model runs: cpu (default), cuda or cuda:N")
+      ->envname("HWLEDGER_DEVICE");
 }
 
 EngineOptions EngineFlags::to_options() const {
@@ -29,6 +31,7 @@ EngineOptions EngineFlags::to_options() const {
   o.cache.cache_dir = cache_dir;
   if (!ram_cache.empty()) o.cache.ram_bytes = parse_size(ram_cache);
   if (!ssd_cache.empty()) o.cache.ssd_bytes = parse_size(ssd_cache);
+  parse_device(device, o.device, o.device_index);
   return o;
 }
 
@@ -45,6 +48,7 @@ std::vector<std::string> EngineFlags::to_args() const {
   add("--cache-dir", cache_dir);
   add("--ram-cache", ram_cache);
   add("--ssd-cache", ssd_cache);
+  if (device != "cpu") add("--device", device);
   return args;
 }
 

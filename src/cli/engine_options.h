@@ -18,6 +18,7 @@ struct EngineFlags {
   std::string cache_dir;  // SSD tier folder (KVCacheOptions::cache_dir)
   std::string ram_cache;  // RAM tier size, e.g. 8G ("" or 0: no RAM tier)
   std::string ssd_cache;  // SSD tier size, e.g. 64G ("" or 0: no SSD tier)
+  std::string device = "cpu";  // cpu | cuda | cuda:N
 
   void add_to(CLI::App* cmd, bool model_required);
   EngineOptions to_options() const;

@@ -16,7 +16,30 @@ DType parse_kv_dtype(const std::string& name) {
   fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32, q8_0, q4_0)", name);
 }
 
+void parse_device(const std::string& name, Device& device, int& index) {
+  if (name == "cpu") {
+    device = Device::CPU;
+    index = 0;
+    return;
+  }
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    device = Device::CUDA;
+    index = 0;
+    if (name.size() > 5) {
+      const std::string n = name.substr(5);
+      if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 4)
+        fail_input("--device '{}': expected cuda:N with N a device number", name);
+      index = std::stoi(n);
+    }
+    return;
+  }
+  fail_input("unsupported --device '{}' (supported: cpu, cuda, cuda:N)", name);
+}
+
 Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
+  if (opts.device == Device::CUDA && (opts.cache.ram_bytes > 0 || opts.cache.ssd_bytes > 0))
+    fail_input("--ram-cache and --ssd-cache are not available with --device cuda yet (the GPU keeps its "
+               "prefix cache in device memory only)");
   model_ = Model::load(model_dir, opts.load);
   const ModelConfig& c = model_->config;
   threads_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
@@ -34,6 +57,8 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   layout_ = layout;
   cache_opts_ = opts.cache;
   cache_opts_.working_blocks = blocks;
+  cache_opts_.device = opts.device;
+  cache_opts_.device_index = opts.device_index;
   restart_kv_cache();
 }
 

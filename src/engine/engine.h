@@ -22,11 +22,15 @@ struct EngineOptions {
   uint64_t max_kv_bytes = 0;           // working-memory KV budget; 0: enough for max_context
   int64_t max_context = 0;             // 0: the model's max_position_embeddings, capped at 32768
   KVCacheOptions cache;                // tiers and prefix reuse (working_blocks is derived)
+  Device device = Device::CPU;         // --device: cpu, or cuda[:N] (weights and KV on GPU N)
+  int device_index = 0;
   LoadOptions load;
 };
 
 // Parses "f16", "bf16", "f32", "q8_0", "q4_0" for --kv-dtype (throws InputError naming the value).
 DType parse_kv_dtype(const std::string& name);
+// Parses --device: "cpu", "cuda" or "cuda:N" (throws InputError naming the value).
+void parse_device(const std::string& name, Device& device, int& index);
 
 class Engine {
  public:

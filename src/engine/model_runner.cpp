@@ -1,7 +1,9 @@
 #include "engine/model_runner.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "engine/cuda_runner.h"
 #include "util/error.h"
 
 namespace hwledger {
@@ -15,6 +17,24 @@ ModelRunner::ModelRunner(const Model& model, KVCacheManager& kv, ThreadPool& thr
   HW_CHECK(L.n_layers == c.num_layers && L.n_kv_heads == c.num_kv_heads && L.head_dim == c.head_dim,
            "KV layout ({} layers, {} heads of {}) does not match the model ({}, {}, {})", L.n_layers,
            L.n_kv_heads, L.head_dim, c.num_layers, c.num_kv_heads, c.head_dim);
+  if (pool_.device() == Device::CUDA) cuda_ = std::make_unique<CudaRunner>(model, kv, pool_.device_index());
+}
+
+ModelRunner::~ModelRunner() = default;
+
+std::vector<int32_t> ModelRunner::forward_greedy(std::span<BatchItem> batch) {
+  if (cuda_) {
+    std::vector<int32_t> ids = cuda_->forward_greedy(batch);
+    workspace_bytes_ = cuda_->workspace_bytes();
+    return ids;
+  }
+  const int64_t V = model_.config.vocab_size;
+  std::vector<float>& logits = forward(batch);
+  std::vector<int32_t> ids(logits.size() / static_cast<size_t>(V));
+  for (size_t r = 0; r < ids.size(); ++r)
+    ids[r] = static_cast<int32_t>(std::max_element(logits.begin() + r * V, logits.begin() + (r + 1) * V) -
+                                  (logits.begin() + r * V));
+  return ids;
 }
 
 void ModelRunner::publish_workspace_bytes() {
@@ -43,6 +63,11 @@ void ModelRunner::ensure_workspace(int64_t T) {
 }
 
 std::vector<float>& ModelRunner::forward(std::span<BatchItem> batch, const LayerHook& hook) {
+  if (cuda_) {
+    std::vector<float>& out = cuda_->forward(batch, hook);
+    workspace_bytes_ = cuda_->workspace_bytes();  // device memory, for memory_report
+    return out;
+  }
   const ModelConfig& c = model_.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -27,14 +28,22 @@ struct BatchItem {
 // the final norm applied (the convention of transformers' hidden_states).
 using LayerHook = std::function<void(int64_t layer, const float* x, int64_t T, int64_t H)>;
 
+class CudaRunner;
+
 class ModelRunner {
  public:
+  // Runs on the device of the KV pool: the CPU, or a CUDA device (through CudaRunner).
   ModelRunner(const Model& model, KVCacheManager& kv, ThreadPool& threads);
+  ~ModelRunner();
 
   // Runs the batch. Returns logits f32 [rows, V]: for each item in order, its last token's
   // row (Logits::Last) or one row per token (Logits::All). The caller may modify them
   // (samplers mask and penalise in place); they live until the next forward().
   std::vector<float>& forward(std::span<BatchItem> batch, const LayerHook& hook = {});
+  // The argmax of each logits row (greedy decoding); on CUDA computed on the device.
+  std::vector<int32_t> forward_greedy(std::span<BatchItem> batch);
+  Device device() const { return pool_.device(); }
+  CudaRunner* cuda() { return cuda_.get(); }
 
   const Model& model() const { return model_; }
   BlockPool& pool() { return kv_.pool(); }
@@ -64,6 +73,7 @@ class ModelRunner {
   Buffer sel_;              // [rows, H] final-normed rows that need logits
   std::vector<float> logits_;  // [rows, V]
   std::atomic<uint64_t> workspace_bytes_{0};
+  std::unique_ptr<CudaRunner> cuda_;
 };
 
 }  // namespace hwledger

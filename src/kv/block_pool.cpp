@@ -5,9 +5,16 @@
 
 namespace hwledger {
 
-BlockPool::BlockPool(const KVLayout& layout, int64_t n_blocks)
-    : layout_(layout), storage_(static_cast<size_t>(n_blocks) * layout.block_bytes()),
-      refcount_(n_blocks, 0) {
+BlockPool::BlockPool(const KVLayout& layout, int64_t n_blocks, Device device, int device_index)
+    : layout_(layout), refcount_(n_blocks, 0), device_(device), device_index_(device_index) {
+  bytes_ = static_cast<uint64_t>(n_blocks) * layout.block_bytes();
+  if (device == Device::CUDA) {
+    device_storage_ = cuda::make_device(device_index, bytes_);
+    base_ = static_cast<uint8_t*>(device_storage_.get());
+  } else {
+    storage_ = Buffer(bytes_);
+    base_ = static_cast<uint8_t*>(storage_.data());
+  }
   free_.reserve(n_blocks);
   for (int64_t i = n_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/cuda/cuda.h"
 #include "ops/paged_kv.h"
 #include "ops/tensor.h"
 #include "util/sha256.h"
@@ -13,12 +14,16 @@ namespace hwledger {
 
 class BlockPool {
  public:
-  BlockPool(const KVLayout& layout, int64_t n_blocks);
+  // device CUDA: the blocks are device memory (cudaMalloc) on GPU `device_index`; only the
+  // kernels touch them, and the RAM/SSD tiers are not available.
+  BlockPool(const KVLayout& layout, int64_t n_blocks, Device device = Device::CPU, int device_index = 0);
 
   const KVLayout& layout() const { return layout_; }
   int64_t capacity() const { return static_cast<int64_t>(refcount_.size()); }
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
-  uint64_t bytes() const { return storage_.size(); }
+  uint64_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+  int device_index() const { return device_index_; }
 
   int32_t allocate();  // a block with refcount 1, or -1 when none is free
   void retain(int32_t id);
@@ -30,13 +35,16 @@ class BlockPool {
   // Returns a block with no references to the free list.
   void free_block(int32_t id);
   int32_t refcount(int32_t id) const { return refcount_[id]; }
-  uint8_t* data(int32_t id) const {
-    return static_cast<uint8_t*>(storage_.data()) + static_cast<size_t>(id) * layout_.block_bytes();
-  }
+  uint8_t* data(int32_t id) const { return base_ + static_cast<size_t>(id) * layout_.block_bytes(); }
 
  private:
   KVLayout layout_;
   Buffer storage_;  // [n_blocks][block_bytes]; pages are touched only when a block is written
+  cuda::DevicePtr device_storage_;  // the same, in device memory
+  uint8_t* base_ = nullptr;
+  uint64_t bytes_ = 0;
+  Device device_ = Device::CPU;
+  int device_index_ = 0;
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_;
 };

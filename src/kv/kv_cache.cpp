@@ -190,7 +190,8 @@ struct KVCacheManager::Impl {
 
 KVCacheManager::KVCacheManager(const KVLayout& layout, const std::string& model_fingerprint,
                                const KVCacheOptions& opts)
-    : pool_(std::make_unique<BlockPool>(layout, std::max<int64_t>(1, opts.working_blocks))),
+    : pool_(std::make_unique<BlockPool>(layout, std::max<int64_t>(1, opts.working_blocks), opts.device,
+                                        opts.device_index)),
       impl_(std::make_unique<Impl>(layout, from_hex(model_fingerprint), opts, *pool_)) {
   if (opts.enabled && opts.ssd_bytes > 0 && !opts.cache_dir.empty()) {
     impl_->ssd = std::make_unique<SsdTier>(opts.cache_dir, opts.ssd_bytes, layout, impl_->fingerprint);

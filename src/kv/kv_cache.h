@@ -23,6 +23,8 @@ struct KVCacheOptions {
   uint64_t ssd_bytes = 0;      // SSD tier capacity; 0: no SSD tier
   std::string cache_dir;       // SSD tier folder (created if missing)
   bool enabled = true;         // false: no prefix reuse at all (cache off)
+  Device device = Device::CPU; // where the working-memory blocks live (BlockPool)
+  int device_index = 0;
 };
 
 enum class Tier { Working = 0, Ram = 1, Ssd = 2 };

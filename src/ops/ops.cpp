@@ -2,6 +2,7 @@
 
 #include "ops/cpu/kernels_cpu.h"
 #include "ops/cpu/matmul_cpu.h"
+#include "ops/ops_cuda.h"
 #include "util/error.h"
 
 namespace hwledger::ops {
@@ -21,6 +22,7 @@ void require_f32(const Tensor& t, const char* op, const char* name) {
 
 void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
             Context& ctx) {
+  if (ctx.device == Device::CUDA) return matmul_cuda(x, w, bias, y, accumulate, ctx);
   require_cpu(ctx, "matmul");
   require_f32(x, "matmul", "x");
   require_f32(y, "matmul", "y");
@@ -36,6 +38,7 @@ void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
 }
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Context& ctx) {
+  if (ctx.device == Device::CUDA) return rms_norm_cuda(x, weight, eps, y, ctx);
   require_cpu(ctx, "rms_norm");
   require_f32(x, "rms_norm", "x");
   require_f32(weight, "rms_norm", "weight");
@@ -46,6 +49,7 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Conte
 }
 
 void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& y, Context& ctx) {
+  if (ctx.device == Device::CUDA) return embedding_cuda(table, ids, y, ctx);
   require_cpu(ctx, "embedding");
   require_f32(y, "embedding", "y");
   const int64_t V = table.dim(0), H = table.dim(1);
@@ -57,6 +61,7 @@ void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& y, Con
 }
 
 void rope(Tensor& x, const Tensor& cos, const Tensor& sin, Context& ctx) {
+  if (ctx.device == Device::CUDA) return rope_cuda(x, cos, sin, ctx);
   require_cpu(ctx, "rope");
   require_f32(x, "rope", "x");
   if (x.ndim != 3 || cos.ndim != 2 || cos.dim(0) != x.dim(0) || cos.dim(1) * 2 != x.dim(2) ||
@@ -66,6 +71,7 @@ void rope(Tensor& x, const Tensor& cos, const Tensor& sin, Context& ctx) {
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Context& ctx) {
+  if (ctx.device == Device::CUDA) return swiglu_cuda(gate, up, out, ctx);
   require_cpu(ctx, "swiglu");
   if (gate.numel() != up.numel() || out.numel() != gate.numel())
     fail("swiglu: gate{} up{} out{} differ", gate.shape_str(), up.shape_str(), out.shape_str());
@@ -84,6 +90,7 @@ void check_kv(const PagedKVView& kv, int64_t end_pos, const char* op) {
 }  // namespace
 
 void kv_store(const Tensor& k, const Tensor& v, int64_t pos0, const PagedKVView& kv, Context& ctx) {
+  if (ctx.device == Device::CUDA) return kv_store_cuda(k, v, pos0, kv, ctx);
   require_cpu(ctx, "kv_store");
   const int64_t T = k.dim(0);
   check_kv(kv, pos0 + T, "kv_store");
@@ -95,6 +102,7 @@ void kv_store(const Tensor& k, const Tensor& v, int64_t pos0, const PagedKVView&
 
 void attention(const Tensor& q, int64_t pos0, const PagedKVView& kv, float scale, int64_t window,
                Tensor& out, Context& ctx) {
+  if (ctx.device == Device::CUDA) return attention_cuda(q, pos0, kv, scale, window, out, ctx);
   require_cpu(ctx, "attention");
   if (q.ndim != 3 || q.dim(2) != kv.layout->head_dim || q.dim(1) % kv.layout->n_kv_heads != 0)
     fail("attention: q{} does not fit {} KV heads of dim {}", q.shape_str(), kv.layout->n_kv_heads,

@@ -1,6 +1,8 @@
 // Device-neutral op entry points. Each validates its arguments (shapes, dtypes, devices) and
-// dispatches to the implementation for the tensors' device: ops/cpu/*_cpu for the CPU, and
-// later ops/cuda/*_cuda. Shapes are given outermost first; T = tokens in the batch.
+// dispatches to the implementation for the tensors' device: ops/cpu/*_cpu for the CPU and
+// ops/cuda/ (through ops_cuda.cpp) for Device::CUDA. Shapes are given outermost first; T =
+// tokens in the batch. On CUDA every tensor is device memory and ops enqueue on the context's
+// stream; 16-bit activations are allowed where noted.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -10,19 +12,25 @@
 #include "ops/tensor.h"
 #include "util/thread_pool.h"
 
+namespace hwledger::cuda {
+class Context;
+}
+
 namespace hwledger::ops {
 
-// Where ops run: the device, and the CPU threads they may use.
+// Where ops run: the device, and the CPU threads they may use (CPU) or the stream (CUDA).
 struct Context {
   Device device = Device::CPU;
   ThreadPool* pool = nullptr;
+  cuda::Context* cuda = nullptr;  // set when device is CUDA
 };
 
 // y[M, N] (+)= x[M, K] · w[N, K]ᵀ + bias[N]. x, y f32; w bf16/f16/f32.
+// CUDA: x has w's dtype (cuBLAS, f32 accumulate); y f32 or w's dtype.
 void matmul(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
             Context& ctx);
 
-// y[M, D] = x / sqrt(mean(x²) + eps) * weight[D]; y may be x.
+// y[M, D] = x / sqrt(mean(x²) + eps) * weight[D]; y may be x. CUDA: y may be bf16/f16.
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Context& ctx);
 
 // y[T, H] = table[ids[t], :] converted to f32.
@@ -32,10 +40,11 @@ void embedding(const Tensor& table, std::span<const int32_t> ids, Tensor& y, Con
 // cos/sin are f32 [T, hd/2] for each token's position.
 void rope(Tensor& x, const Tensor& cos, const Tensor& sin, Context& ctx);
 
-// out[T, F] = silu(gate) * up.
+// out[T, F] = silu(gate) * up. CUDA: out may be bf16/f16 (then not gate).
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out, Context& ctx);
 
 // Writes k, v (f32 [T, nkv*hd]) for positions pos0 .. pos0+T-1 into the paged cache.
+// CUDA: kv.blocks is a host array of device block addresses.
 void kv_store(const Tensor& k, const Tensor& v, int64_t pos0, const PagedKVView& kv, Context& ctx);
 
 // Causal attention of queries q (f32 [T, nh, hd], at positions pos0 ..) over the cached keys

@@ -1,0 +1,414 @@
+#include "engine/cuda_runner.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/model_runner.h"
+#include "util/error.h"
+
+namespace hwledger {
+
+namespace {
+
+// Host-side conversion of a weight to `as` (f32/f16/bf16).
+std::vector<uint8_t> convert_host(const Tensor& t, DType as) {
+  const int64_t n = t.numel();
+  std::vector<uint8_t> out(static_cast<size_t>(n) * dtype_size(as));
+  auto get = [&](int64_t i) -> float {
+    switch (t.dtype) {
+      case DType::F32:
+        return t.as<float>()[i];
+      case DType::F16:
+        return f16_to_f32(t.as<uint16_t>()[i]);
+      case DType::BF16:
+        return bf16_to_f32(t.as<uint16_t>()[i]);
+      default:
+        fail("weight of dtype {} cannot go to the GPU", dtype_name(t.dtype));
+    }
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = get(i);
+    switch (as) {
+      case DType::F32:
+        reinterpret_cast<float*>(out.data())[i] = v;
+        break;
+      case DType::F16:
+        reinterpret_cast<uint16_t*>(out.data())[i] = f32_to_f16(v);
+        break;
+      default:
+        reinterpret_cast<uint16_t*>(out.data())[i] = f32_to_bf16(v);
+        break;
+    }
+  }
+  return out;
+}
+
+size_t align_up(size_t v, size_t a) {
+  return (v + a - 1) / a * a;
+}
+
+}  // namespace
+
+CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
+    : model_(model), kv_(kv), pool_(kv.pool()), rope_(model.config.rope, model.config.head_dim) {
+  HW_CHECK(pool_.device() == Device::CUDA && pool_.device_index() == device,
+           "CudaRunner: the KV pool is not on CUDA device {}", device);
+  ctx_ = std::make_unique<cuda::Context>(device);
+  const DType wt = model.layers.empty() ? model.lm_head.dtype : model.layers[0].wq.dtype;
+  act_ = wt == DType::F32 ? DType::F32 : wt == DType::F16 ? DType::F16 : DType::BF16;
+  if (const char* g = std::getenv("HWLEDGER_CUDA_GRAPHS")) graphs_ = std::string(g) != "0";
+  upload_weights();
+}
+
+CudaRunner::~CudaRunner() {
+  clear_graphs();
+  cuda::host_free_pinned(staging_h_);
+  cuda::host_free_pinned(out_h_);
+}
+
+void CudaRunner::clear_graphs() {
+  for (auto& [key, g] : graphs_cache_)
+    if (g) cuda::Context::destroy_graph(g);
+  graphs_cache_.clear();
+}
+
+cuda::DevicePtr CudaRunner::upload(const Tensor& t, DType as) {
+  if (t.empty()) return {};
+  cuda::DevicePtr d = cuda::make_device(ctx_->device(), t.numel() * dtype_size(as));
+  if (t.dtype == as) {
+    cuda::copy_h2d(d.get(), t.data, t.nbytes(), *ctx_);
+  } else {
+    std::vector<uint8_t> c = convert_host(t, as);
+    cuda::copy_h2d(d.get(), c.data(), c.size(), *ctx_);
+  }
+  ctx_->synchronize();  // pageable sources: keep the copy bounded in time and memory
+  weight_bytes_ += t.numel() * dtype_size(as);
+  return d;
+}
+
+cuda::DevicePtr CudaRunner::upload_cat(std::initializer_list<const Tensor*> parts, int64_t cols,
+                                       DType as) {
+  int64_t rows = 0;
+  for (const Tensor* p : parts) {
+    HW_CHECK(p->ndim == 2 && p->dim(1) == cols, "CudaRunner: matrix {} does not have {} columns",
+             p->shape_str(), cols);
+    rows += p->dim(0);
+  }
+  const size_t es = dtype_size(as);
+  cuda::DevicePtr d = cuda::make_device(ctx_->device(), static_cast<size_t>(rows * cols) * es);
+  size_t at = 0;
+  for (const Tensor* p : parts) {
+    if (p->dtype == as) {
+      cuda::copy_h2d(static_cast<uint8_t*>(d.get()) + at, p->data, p->nbytes(), *ctx_);
+      ctx_->synchronize();
+    } else {
+      std::vector<uint8_t> c = convert_host(*p, as);
+      cuda::copy_h2d(static_cast<uint8_t*>(d.get()) + at, c.data(), c.size(), *ctx_);
+      ctx_->synchronize();
+    }
+    at += static_cast<size_t>(p->numel()) * es;
+  }
+  weight_bytes_ += at;
+  return d;
+}
+
+cuda::DevicePtr CudaRunner::upload_bias(
+    std::initializer_list<std::pair<const Tensor*, int64_t>> parts) {
+  bool any = false;
+  int64_t n = 0;
+  for (auto& [t, len] : parts) {
+    any |= !t->empty();
+    n += len;
+  }
+  if (!any) return {};
+  std::vector<float> host(static_cast<size_t>(n), 0.0f);
+  int64_t at = 0;
+  for (auto& [t, len] : parts) {
+    if (!t->empty()) std::memcpy(host.data() + at, t->data, static_cast<size_t>(len) * 4);
+    at += len;
+  }
+  cuda::DevicePtr d = cuda::make_device(ctx_->device(), host.size() * 4);
+  cuda::copy_h2d(d.get(), host.data(), host.size() * 4, *ctx_);
+  ctx_->synchronize();
+  return d;
+}
+
+void CudaRunner::upload_weights() {
+  const ModelConfig& c = model_.config;
+  const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
+  layers_.resize(model_.layers.size());
+  for (size_t l = 0; l < model_.layers.size(); ++l) {
+    const LayerWeights& w = model_.layers[l];
+    Layer& d = layers_[l];
+    d.attn_norm = upload(w.attn_norm, DType::F32);
+    d.mlp_norm = upload(w.mlp_norm, DType::F32);
+    d.q_norm = upload(w.q_norm, DType::F32);
+    d.k_norm = upload(w.k_norm, DType::F32);
+    d.wqkv = upload_cat({&w.wq, &w.wk, &w.wv}, H, act_);
+    d.wo = upload(w.wo, act_);
+    d.wgu = upload_cat({&w.w_gate, &w.w_up}, H, act_);
+    d.wdown = upload(w.w_down, act_);
+    d.bqkv = upload_bias({{&w.bq, Q}, {&w.bk, KV}, {&w.bv, KV}});
+    d.bo = upload_bias({{&w.bo, H}});
+    d.bgu = upload_bias({{&w.b_gate, F}, {&w.b_up, F}});
+    d.bdown = upload_bias({{&w.b_down, H}});
+  }
+  // The embedding stays in its stored dtype (the lookup converts); the LM head is a matmul.
+  embed_ = upload(model_.embed, model_.embed.dtype);
+  final_norm_ = upload(model_.final_norm, DType::F32);
+  if (model_.lm_head.data == model_.embed.data && model_.embed.dtype == act_) {
+    lm_head_ = embed_.get();
+  } else {
+    lm_head_own_ = upload(model_.lm_head, act_);
+    lm_head_ = lm_head_own_.get();
+  }
+}
+
+void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
+  const ModelConfig& c = model_.config;
+  const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size,
+                V = c.vocab_size;
+  const size_t a = dtype_size(act_);
+  const int dev = ctx_->device();
+  if (T > cap_T_ || rows > cap_rows_) {
+    clear_graphs();
+    ctx_->synchronize();
+    T = std::max(T, cap_T_);
+    rows = std::max(rows, cap_rows_);
+    x_ = cuda::make_device(dev, T * H * 4);
+    h_ = cuda::make_device(dev, T * H * a);
+    qkv_ = cuda::make_device(dev, T * (Q + 2 * KV) * 4);
+    q_ = cuda::make_device(dev, T * Q * 4);
+    attn_ = cuda::make_device(dev, T * Q * a);
+    gu_ = cuda::make_device(dev, T * 2 * F * 4);
+    act_f_ = cuda::make_device(dev, T * F * a);
+    seln_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * H * a);
+    logits_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * V * 4);
+    ids_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * 4);
+    cuda::host_free_pinned(out_h_);
+    out_h_ = cuda::host_alloc_pinned(std::max<int64_t>(rows, 1) * V * 4);
+    cap_T_ = T;
+    cap_rows_ = rows;
+    workspace_bytes_ =
+        static_cast<uint64_t>(T * H * 4 + T * H * a + T * (Q + 2 * KV) * 4 + T * Q * 4 + T * Q * a +
+                              T * 2 * F * 4 + T * F * a + rows * H * a + rows * V * 4 + rows * 4);
+  }
+  if (staging > cap_staging_) {
+    clear_graphs();
+    ctx_->synchronize();
+    staging = std::max(staging, cap_staging_ * 2);
+    cuda::host_free_pinned(staging_h_);
+    staging_h_ = cuda::host_alloc_pinned(staging);
+    staging_d_ = cuda::make_device(dev, staging);
+    cap_staging_ = staging;
+  }
+}
+
+CudaRunner::Step CudaRunner::prepare(std::span<BatchItem> batch) {
+  const ModelConfig& c = model_.config;
+  const int64_t half = c.head_dim / 2, bt = pool_.layout().block_tokens;
+  Step st;
+  st.n_seqs = static_cast<int>(batch.size());
+  int64_t max_blocks = 1;
+  for (auto& item : batch) {
+    HW_CHECK(!item.tokens.empty(), "forward: a batch item has no tokens");
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    kv_.reserve(*item.kv, item.kv->n_tokens + n);
+    st.T += n;
+    st.max_new = std::max<int>(st.max_new, static_cast<int>(n));
+    max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(item.kv->blocks.size()));
+    if (item.logits == BatchItem::Logits::All) st.rows += n;
+    if (item.logits == BatchItem::Logits::Last) st.rows += 1;
+  }
+  // Block tables padded to a power of two: a decode step's launches stay the same for many
+  // steps (one graph per width), and the split kernel's grid covers width * bt keys.
+  int64_t w = 4;
+  while (w < max_blocks) w *= 2;
+  st.width = static_cast<int>(w);
+  st.max_ctx = static_cast<int>(w * bt);
+  size_t at = 0;
+  auto take = [&](size_t bytes, size_t align) {
+    at = align_up(at, align);
+    size_t o = at;
+    at += bytes;
+    return o;
+  };
+  st.off_ids = take(st.T * 4, 16);
+  st.off_cos = take(st.T * half * 4, 16);
+  st.off_sin = take(st.T * half * 4, 16);
+  st.off_qstart = take((st.n_seqs + 1) * 4, 16);
+  st.off_pos0 = take(st.n_seqs * 4, 16);
+  st.off_rowseq = take(st.T * 4, 16);
+  st.off_sel = take(std::max<int64_t>(st.rows, 1) * 4, 16);
+  st.off_table = take(static_cast<size_t>(st.n_seqs) * w * sizeof(void*), 16);
+  st.bytes = align_up(at, 16);
+  ensure_workspace(st.T, st.rows, st.bytes);
+
+  auto* base = static_cast<uint8_t*>(staging_h_);
+  auto* ids = reinterpret_cast<int32_t*>(base + st.off_ids);
+  auto* qstart = reinterpret_cast<int32_t*>(base + st.off_qstart);
+  auto* pos0 = reinterpret_cast<int32_t*>(base + st.off_pos0);
+  auto* rowseq = reinterpret_cast<int32_t*>(base + st.off_rowseq);
+  auto* sel = reinterpret_cast<int32_t*>(base + st.off_sel);
+  auto* table = reinterpret_cast<uint8_t**>(base + st.off_table);
+  std::vector<int64_t> positions;
+  positions.reserve(st.T);
+  int64_t row = 0, r = 0;
+  const int64_t V = c.vocab_size;
+  for (int s = 0; s < st.n_seqs; ++s) {
+    const BatchItem& item = batch[s];
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    qstart[s] = static_cast<int32_t>(row);
+    pos0[s] = static_cast<int32_t>(item.kv->n_tokens);
+    for (int64_t t = 0; t < n; ++t) {
+      const int32_t id = item.tokens[t];
+      if (id < 0 || id >= V) fail_input("token id {} is outside the vocabulary [0, {})", id, V);
+      ids[row + t] = id;
+      rowseq[row + t] = s;
+      positions.push_back(item.kv->n_tokens + t);
+    }
+    if (item.logits == BatchItem::Logits::All)
+      for (int64_t t = 0; t < n; ++t) sel[r++] = static_cast<int32_t>(row + t);
+    if (item.logits == BatchItem::Logits::Last) sel[r++] = static_cast<int32_t>(row + n - 1);
+    const size_t nb = item.kv->block_ptrs.size();
+    for (int64_t b = 0; b < w; ++b)
+      table[static_cast<int64_t>(s) * w + b] =
+          b < static_cast<int64_t>(nb) ? item.kv->block_ptrs[b] : nullptr;
+    row += n;
+  }
+  qstart[st.n_seqs] = static_cast<int32_t>(row);
+  rope_.fill(positions, reinterpret_cast<float*>(base + st.off_cos),
+             reinterpret_cast<float*>(base + st.off_sin));
+  return st;
+}
+
+void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
+  const ModelConfig& c = model_.config;
+  const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t nh = c.num_heads, Q = c.q_dim(), KV = c.kv_dim(), T = st.T, NQKV = Q + 2 * KV;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  cuda::Context& cx = *ctx_;
+  auto* sd = static_cast<uint8_t*>(staging_d_.get());
+  auto f32 = [](const cuda::DevicePtr& p) { return static_cast<float*>(p.get()); };
+
+  cuda::copy_h2d(sd, staging_h_, st.bytes, cx);
+  cuda::PagedBatch pb;
+  pb.n_seqs = st.n_seqs;
+  pb.n_rows = T;
+  pb.max_new = st.max_new;
+  pb.max_ctx = st.max_ctx;
+  pb.q_start = reinterpret_cast<const int32_t*>(sd + st.off_qstart);
+  pb.pos0 = reinterpret_cast<const int32_t*>(sd + st.off_pos0);
+  pb.row_seq = reinterpret_cast<const int32_t*>(sd + st.off_rowseq);
+  pb.blocks = reinterpret_cast<uint8_t* const*>(sd + st.off_table);
+  pb.table_width = st.width;
+  const float* cos = reinterpret_cast<const float*>(sd + st.off_cos);
+  const float* sin = reinterpret_cast<const float*>(sd + st.off_sin);
+
+  cuda::embedding(embed_.get(), model_.embed.dtype,
+                  reinterpret_cast<const int32_t*>(sd + st.off_ids), f32(x_), T, H, V, cx);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const Layer& w = layers_[l];
+    cuda::set_geometry(pb, pool_.layout(), l);
+    // Attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v)).
+    cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), act_, T, H, cx);
+    cuda::gemm(h_.get(), w.wqkv.get(), act_, qkv_.get(), DType::F32, T, NQKV, H, NQKV, false, cx);
+    cuda::qkv_finish(f32(qkv_), NQKV, f32(w.bqkv), f32(w.q_norm), f32(w.k_norm), eps, cos, sin, nh,
+                     f32(q_), pb, cx);
+    cuda::attention(f32(q_), pb, nh, scale, c.window(l), attn_.get(), act_, cx);
+    cuda::gemm(attn_.get(), w.wo.get(), act_, x_.get(), DType::F32, T, H, Q, H, true, cx);
+    if (w.bo) cuda::add_bias(f32(x_), f32(w.bo), T, H, H, cx);
+    // MLP block: x += down(silu(gate(h)) * up(h)).
+    cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), act_, T, H, cx);
+    cuda::gemm(h_.get(), w.wgu.get(), act_, gu_.get(), DType::F32, T, 2 * F, H, 2 * F, false, cx);
+    if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
+    cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), act_, T, F, cx);
+    cuda::gemm(act_f_.get(), w.wdown.get(), act_, x_.get(), DType::F32, T, H, F, H, true, cx);
+    if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
+    if (hook && l + 1 < c.num_layers) {
+      hidden_.resize(static_cast<size_t>(T * H));
+      cuda::copy_d2h(hidden_.data(), x_.get(), hidden_.size() * 4, cx);
+      cx.synchronize();
+      hook(l, hidden_.data(), T, H);
+    }
+  }
+  if (hook) {  // the last layer's output with the final norm applied, every row (f32)
+    cuda::rms_norm(f32(x_), f32(final_norm_), eps, qkv_.get(), DType::F32, T, H, cx);
+    hidden_.resize(static_cast<size_t>(T * H));
+    cuda::copy_d2h(hidden_.data(), qkv_.get(), hidden_.size() * 4, cx);
+    cx.synchronize();
+    hook(c.num_layers - 1, hidden_.data(), T, H);
+  }
+  if (st.rows == 0) return;
+  cuda::rms_norm(f32(x_), f32(final_norm_), eps, seln_.get(), act_, st.rows, H, cx,
+                 reinterpret_cast<const int32_t*>(sd + st.off_sel));
+  cuda::gemm(seln_.get(), lm_head_, act_, logits_d_.get(), DType::F32, st.rows, V, H, V, false, cx);
+  if (greedy) {
+    cuda::argmax_rows(f32(logits_d_), st.rows, V, static_cast<int32_t*>(ids_d_.get()), cx);
+    cuda::copy_d2h(out_h_, ids_d_.get(), static_cast<size_t>(st.rows) * 4, cx);
+  } else {
+    cuda::copy_d2h(out_h_, logits_d_.get(), static_cast<size_t>(st.rows * V) * 4, cx);
+  }
+}
+
+void CudaRunner::run(std::span<BatchItem> batch, const LayerHook& hook, bool greedy) {
+  const int64_t V = model_.config.vocab_size;
+  if (batch.empty()) {
+    logits_.clear();
+    ids_.clear();
+    return;
+  }
+  Step st = prepare(batch);
+  bool decode = !hook && graphs_;
+  for (auto& item : batch)
+    decode &= item.tokens.size() == 1 && item.logits == BatchItem::Logits::Last;
+  if (decode) {
+    // The first step of a shape runs plainly (sizing scratch), the second is captured.
+    auto key = std::make_tuple(st.T, st.width, greedy);
+    auto it = graphs_cache_.find(key);
+    if (it == graphs_cache_.end()) {
+      graphs_cache_[key] = nullptr;
+      enqueue(st, hook, greedy);
+    } else {
+      if (!it->second) {
+        ctx_->begin_capture();
+        try {
+          enqueue(st, hook, greedy);
+        } catch (...) {
+          try {
+            cuda::Context::destroy_graph(ctx_->end_capture());
+          } catch (...) {
+          }
+          graphs_ = false;
+          throw;
+        }
+        it->second = ctx_->end_capture();
+      }
+      ctx_->launch_graph(it->second);
+    }
+  } else {
+    enqueue(st, hook, greedy);
+  }
+  ctx_->synchronize();
+  for (auto& item : batch) item.kv->n_tokens += static_cast<int64_t>(item.tokens.size());
+  // Results came back to pinned memory (graphs need it); hand them out in vectors.
+  if (greedy)
+    ids_.assign(static_cast<const int32_t*>(out_h_), static_cast<const int32_t*>(out_h_) + st.rows);
+  else
+    logits_.assign(static_cast<const float*>(out_h_),
+                   static_cast<const float*>(out_h_) + st.rows * V);
+}
+
+std::vector<float>& CudaRunner::forward(std::span<BatchItem> batch, const LayerHook& hook) {
+  run(batch, hook, false);
+  return logits_;
+}
+
+const std::vector<int32_t>& CudaRunner::forward_greedy(std::span<BatchItem> batch) {
+  run(batch, {}, true);
+  return ids_;
+}
+
+}  // namespace hwledger

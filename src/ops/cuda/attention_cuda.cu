@@ -1,0 +1,652 @@
+// Paged KV cache kernels: storing k/v (alone or fused with bias, q/k-norm and RoPE), the
+// split-key attention kernel (decode, and any head_dim/KV type), and a flash-style prefill
+// kernel on the tensor cores (mma.sync m16n8k16, bf16/f16 KV, head_dim 32/64/128).
+// The cache layout is ops/paged_kv.h's: per block, layer, KV head: K [hd][bt], V [bt][hd].
+#include <cfloat>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "ops/cuda/common.cuh"
+
+namespace hwledger::cuda {
+
+namespace {
+
+// The batch as kernels take it (by value).
+struct Geo {
+  int64_t bt, hd, nkv;
+  int64_t k_off, v_off, head_bytes;  // bytes: layer's K/V slab in a block; one head's region
+  const int32_t* q_start;
+  const int32_t* pos0;
+  const int32_t* row_seq;
+  uint8_t* const* blocks;
+  int width;
+};
+
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
+
+Geo make_geo(const PagedBatch& b) {
+  return Geo{b.block_tokens, b.head_dim, b.n_kv_heads, b.k_off,  b.v_off,      b.head_bytes,
+             b.q_start,      b.pos0,     b.row_seq,    b.blocks, b.table_width};
+}
+
+template <typename KT>
+__device__ __forceinline__ KT* k_head(const Geo& g, int s, int64_t pos, int64_t h) {
+  uint8_t* base = g.blocks[static_cast<int64_t>(s) * g.width + pos / g.bt];
+  return reinterpret_cast<KT*>(base + g.k_off + h * g.head_bytes);
+}
+template <typename KT>
+__device__ __forceinline__ KT* v_head(const Geo& g, int s, int64_t pos, int64_t h) {
+  uint8_t* base = g.blocks[static_cast<int64_t>(s) * g.width + pos / g.bt];
+  return reinterpret_cast<KT*>(base + g.v_off + h * g.head_bytes);
+}
+
+__device__ __forceinline__ void row_pos(const Geo& g, int64_t row, int& s, int64_t& pos) {
+  s = g.row_seq[row];
+  pos = g.pos0[s] + (row - g.q_start[s]);
+}
+
+// ---- kv_store and the fused qkv epilogue ---------------------------------------------------
+
+template <typename KT>
+__global__ void kv_store_kernel(const float* __restrict__ k, int64_t ldk,
+                                const float* __restrict__ v, int64_t ldv, Geo g) {
+  const int64_t row = blockIdx.x, h = blockIdx.y;
+  int s;
+  int64_t pos;
+  row_pos(g, row, s, pos);
+  const int64_t off = pos % g.bt;
+  KT* K = k_head<KT>(g, s, pos, h);
+  KT* V = v_head<KT>(g, s, pos, h);
+  for (int64_t d = threadIdx.x; d < g.hd; d += blockDim.x) {
+    K[d * g.bt + off] = from_f32<KT>(k[row * ldk + h * g.hd + d]);
+    V[off * g.hd + d] = from_f32<KT>(v[row * ldv + h * g.hd + d]);
+  }
+}
+
+// One block per (row, head of q | k | v). hd <= 256.
+template <typename KT>
+__global__ void qkv_finish_kernel(const float* __restrict__ qkv, int64_t ld,
+                                  const float* __restrict__ bias, const float* __restrict__ q_norm,
+                                  const float* __restrict__ k_norm, float eps,
+                                  const float* __restrict__ cos, const float* __restrict__ sin,
+                                  int64_t nh, float* __restrict__ q_out, Geo g) {
+  __shared__ float buf[256];
+  __shared__ float red[32];
+  const int64_t row = blockIdx.x, j = blockIdx.y, hd = g.hd, half = hd / 2;
+  const int64_t col = j * hd;  // q heads, then k heads, then v heads: contiguous in a qkv row
+  const bool is_q = j < nh, is_k = !is_q && j < nh + g.nkv;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x)
+    buf[d] = qkv[row * ld + col + d] + (bias ? bias[col + d] : 0.0f);
+  __syncthreads();
+  const float* nw = is_q ? q_norm : is_k ? k_norm : nullptr;
+  if (nw) {
+    float ss = 0;
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) ss += buf[d] * buf[d];
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
+    __syncthreads();
+    float tot = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) tot += red[w];
+    const float r = rsqrtf(tot / static_cast<float>(hd) + eps);
+    __syncthreads();
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) buf[d] = buf[d] * r * nw[d];
+    __syncthreads();
+  }
+  if (is_q || is_k) {  // rotate-half RoPE
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+      const float c = cos[row * half + i], s = sin[row * half + i];
+      const float a = buf[i], b = buf[i + half];
+      buf[i] = a * c - b * s;
+      buf[i + half] = b * c + a * s;
+    }
+    __syncthreads();
+  }
+  if (is_q) {
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) q_out[row * nh * hd + col + d] = buf[d];
+    return;
+  }
+  int s;
+  int64_t pos;
+  row_pos(g, row, s, pos);
+  const int64_t off = pos % g.bt;
+  if (is_k) {
+    KT* K = k_head<KT>(g, s, pos, j - nh);
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) K[d * g.bt + off] = from_f32<KT>(buf[d]);
+  } else {
+    KT* V = v_head<KT>(g, s, pos, j - nh - g.nkv);
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) V[off * hd + d] = from_f32<KT>(buf[d]);
+  }
+}
+
+// ---- split-key attention ------------------------------------------------------------------
+
+constexpr int kSplit = 256;  // keys per block = threads per block
+
+// Block (row, kv head, split): the G query heads of one KV head over one range of keys.
+// Writes unnormalised partial outputs and (max, sum) per head, merged by combine_kernel.
+template <typename KT, int G>
+__global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restrict__ q, Geo g,
+                                                            int64_t nh, float scale, int64_t window,
+                                                            int64_t row0, int n_splits,
+                                                            float* __restrict__ part_o,
+                                                            float* __restrict__ part_ml) {
+  __shared__ float qs[G][256];
+  __shared__ float sc[G][kSplit];
+  __shared__ float red[kSplit / 32][G];
+  const int64_t row = row0 + blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, hd = g.hd;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int s;
+  int64_t pos;
+  row_pos(g, row, s, pos);
+  const int64_t n_keys = pos + 1;
+  const int64_t lo = window > 0 && n_keys > window ? n_keys - window : 0;
+  const int64_t k_begin = max(lo, split * kSplit), k_end = min(n_keys, (split + 1) * kSplit);
+  const int64_t part =
+      ((blockIdx.x * nh + kvh * G) * n_splits + split);  // of head g: + g * n_splits
+  if (k_begin >= k_end) {
+    for (int64_t i = tid; i < G * hd; i += kSplit)
+      part_o[(part + (i / hd) * n_splits) * hd + i % hd] = 0.0f;
+    if (tid < G) {
+      part_ml[(part + tid * n_splits) * 2] = -FLT_MAX;
+      part_ml[(part + tid * n_splits) * 2 + 1] = 0.0f;
+    }
+    return;
+  }
+  for (int64_t i = tid; i < G * hd; i += kSplit)
+    qs[i / hd][i % hd] = q[row * nh * hd + (kvh * G + i / hd) * hd + i % hd] * scale;
+  __syncthreads();
+
+  // Scores: one key per thread.
+  const int64_t key = k_begin + tid;
+  float acc[G];
+#pragma unroll
+  for (int j = 0; j < G; ++j) acc[j] = -FLT_MAX;
+  if (key < k_end) {
+    const KT* K = k_head<KT>(g, s, key, kvh) + key % g.bt;
+#pragma unroll
+    for (int j = 0; j < G; ++j) acc[j] = 0.0f;
+    int64_t d = 0;
+    for (; d + 8 <= hd; d += 8) {  // eight loads in flight per thread
+      float kv8[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) kv8[e] = to_f32(K[(d + e) * g.bt]);
+#pragma unroll
+      for (int j = 0; j < G; ++j)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[j] += qs[j][d + e] * kv8[e];
+    }
+    for (; d < hd; ++d) {
+      const float kd = to_f32(K[d * g.bt]);
+#pragma unroll
+      for (int j = 0; j < G; ++j) acc[j] += qs[j][d] * kd;
+    }
+  }
+  // Max and sum over the block's keys, per head.
+  float m[G], l[G];
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    float v = acc[j];
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) red[warp][j] = v;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    m[j] = red[0][j];
+    for (int w = 1; w < kSplit / 32; ++w) m[j] = fmaxf(m[j], red[w][j]);
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    const float p = key < k_end ? __expf(acc[j] - m[j]) : 0.0f;
+    sc[j][tid] = p;
+    float v = p;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) red[warp][j] = v;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    l[j] = 0;
+    for (int w = 0; w < kSplit / 32; ++w) l[j] += red[w][j];
+  }
+  // Weighted sum of values: thread (sub, d) takes keys sub, sub + nsub, ...
+  const int64_t nsub = kSplit / hd, d = tid % hd, sub = tid / hd, n = k_end - k_begin;
+  float o[G];
+#pragma unroll
+  for (int j = 0; j < G; ++j) o[j] = 0.0f;
+  if (sub < nsub) {
+    int64_t i = sub;
+    for (; i + 7 * nsub < n; i += 8 * nsub) {  // eight loads in flight per thread
+      float v8[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const int64_t kk = k_begin + i + e * nsub;
+        v8[e] = to_f32(v_head<KT>(g, s, kk, kvh)[(kk % g.bt) * hd + d]);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+#pragma unroll
+        for (int j = 0; j < G; ++j) o[j] += sc[j][i + e * nsub] * v8[e];
+    }
+    for (; i < n; i += nsub) {
+      const int64_t kk = k_begin + i;
+      const float vd = to_f32(v_head<KT>(g, s, kk, kvh)[(kk % g.bt) * hd + d]);
+#pragma unroll
+      for (int j = 0; j < G; ++j) o[j] += sc[j][i] * vd;
+    }
+  }
+  __syncthreads();
+  float* ored = &sc[0][0];  // reuse: [nsub][G][hd] <= G * kSplit floats
+  if (sub < nsub)
+#pragma unroll
+    for (int j = 0; j < G; ++j) ored[(sub * G + j) * hd + d] = o[j];
+  __syncthreads();
+  for (int64_t i = tid; i < G * hd; i += kSplit) {
+    const int64_t j = i / hd, dd = i % hd;
+    float t = 0;
+    for (int64_t u = 0; u < nsub; ++u) t += ored[(u * G + j) * hd + dd];
+    part_o[(part + j * n_splits) * hd + dd] = t;
+  }
+  if (tid < G) {
+    float mj = 0, lj = 0;
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+      if (j == tid) {
+        mj = m[j];
+        lj = l[j];
+      }
+    part_ml[(part + tid * n_splits) * 2] = mj;
+    part_ml[(part + tid * n_splits) * 2 + 1] = lj;
+  }
+}
+
+template <typename O>
+__global__ void combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml,
+                               int n_splits, int64_t nh, int64_t hd, int64_t row0,
+                               O* __restrict__ out) {
+  const int64_t r = blockIdx.x, h = blockIdx.y;
+  const int64_t base = (r * nh + h) * n_splits;
+  float M = -FLT_MAX;
+  for (int sp = 0; sp < n_splits; ++sp) M = fmaxf(M, part_ml[(base + sp) * 2]);
+  float L = 0;
+  for (int sp = 0; sp < n_splits; ++sp)
+    L += part_ml[(base + sp) * 2 + 1] * __expf(part_ml[(base + sp) * 2] - M);
+  const float inv = L > 0 ? 1.0f / L : 0.0f;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float t = 0;
+    for (int sp = 0; sp < n_splits; ++sp)
+      t += part_o[(base + sp) * hd + d] * __expf(part_ml[(base + sp) * 2] - M);
+    out[(row0 + r) * nh * hd + h * hd + d] = from_f32<O>(t * inv);
+  }
+}
+
+// ---- flash prefill on the tensor cores ----------------------------------------------------
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+template <typename KT>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
+                                                        uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                 uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <typename KT>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  KT v[2] = {from_f32<KT>(lo), from_f32<KT>(hi)};
+  uint32_t r;
+  memcpy(&r, v, 4);
+  return r;
+}
+
+constexpr int kBM = 128, kBN = 64;            // query rows and keys per tile
+constexpr int kFlashThreads = kBM / 16 * 32;  // one warp per 16 query rows
+
+template <int HD>
+constexpr int flash_smem_bytes() {
+  return (kBM * (HD + 8) + 2 * HD * (kBN + 8) + 2 * kBN * (HD + 8)) * 2;
+}
+
+// Block (query tile, q head, sequence); 8 warps of 16 query rows each. K/V tiles of 64 keys
+// stream through shared memory two stages deep (cp.async); S and P stay in registers.
+template <typename KT, typename O, int HD>
+__global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const float* __restrict__ q,
+                                                                      Geo g, int nh, int group,
+                                                                      float scale_log2,
+                                                                      int64_t window,
+                                                                      O* __restrict__ out) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  KT* Qs = reinterpret_cast<KT*>(smem_raw);  // [kBM][HD + 8]
+  KT* Ks = Qs + kBM * (HD + 8);              // [2][HD][kBN + 8]  (K transposed, as cached)
+  KT* Vs = Ks + 2 * HD * (kBN + 8);          // [2][kBN][HD + 8]
+  constexpr int QS = HD + 8, KS = kBN + 8, VS = HD + 8;
+
+  const int s = blockIdx.z, h = blockIdx.y, kvh = h / group;
+  const int qs0 = g.q_start[s], n_new = g.q_start[s + 1] - qs0;
+  const int r0 = (gridDim.x - 1 - blockIdx.x) * kBM;  // heavy tiles first
+  if (r0 >= n_new) return;
+  const int64_t p0 = g.pos0[s];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane / 4, tq = lane % 4;
+  const int64_t hi = p0 + min(r0 + kBM, n_new);  // keys this tile needs: [lo, hi)
+  const int64_t lo = window > 0 && p0 + r0 + 1 > window ? p0 + r0 + 1 - window : 0;
+  const int64_t t_first = lo / kBN, t_last = (hi - 1) / kBN;
+
+  // Q tile, scaled by 1/sqrt(hd) * log2(e) so that the softmax uses exp2.
+  for (int i = tid; i < kBM * HD; i += kFlashThreads) {
+    const int r = i / HD, d = i % HD;
+    const float v = r0 + r < n_new
+                        ? q[(static_cast<int64_t>(qs0 + r0 + r) * nh + h) * HD + d] * scale_log2
+                        : 0.0f;
+    Qs[r * QS + d] = from_f32<KT>(v);
+  }
+
+  auto load_tile = [&](int64_t t, int st) {
+    const int64_t k0 = t * kBN;
+    KT* Kd = Ks + st * HD * KS;
+    KT* Vd = Vs + st * kBN * VS;
+    for (int c = tid; c < HD * (kBN / 8); c += kFlashThreads) {  // K: rows d, 8 keys per 16 bytes
+      const int d = c / (kBN / 8), k8 = (c % (kBN / 8)) * 8;
+      const int64_t key = k0 + k8;
+      KT* dst = Kd + d * KS + k8;
+      if (key < hi)
+        cp_async16(dst, k_head<KT>(g, s, key, kvh) + d * g.bt + key % g.bt);
+      else
+        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+    }
+    for (int c = tid; c < kBN * (HD / 8); c += kFlashThreads) {  // V: rows key, 8 dims per 16 bytes
+      const int kr = c / (HD / 8), d8 = (c % (HD / 8)) * 8;
+      const int64_t key = k0 + kr;
+      KT* dst = Vd + kr * VS + d8;
+      if (key < hi)
+        cp_async16(dst, v_head<KT>(g, s, key, kvh) + (key % g.bt) * HD + d8);
+      else
+        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+    }
+  };
+
+  load_tile(t_first, 0);
+  cp_async_commit();
+  __syncthreads();  // Qs written
+  uint32_t qa[HD / 16][4];
+#pragma unroll
+  for (int kc = 0; kc < HD / 16; ++kc)
+    ldsm_x4(qa[kc],
+            Qs + (warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * QS + kc * 16 + (lane / 16) * 8);
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  const int64_t qpos[2] = {p0 + r0 + warp * 16 + gq, p0 + r0 + warp * 16 + gq + 8};
+  const bool qvalid[2] = {r0 + warp * 16 + gq < n_new, r0 + warp * 16 + gq + 8 < n_new};
+
+  for (int64_t t = t_first; t <= t_last; ++t) {
+    const int st = static_cast<int>((t - t_first) & 1);
+    if (t < t_last) load_tile(t + 1, st ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const KT* Kt = Ks + st * HD * KS;
+    const KT* Vt = Vs + st * kBN * VS;
+
+    float sacc[kBN / 8][4];
+#pragma unroll
+    for (int i = 0; i < kBN / 8; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; ++kc)
+#pragma unroll
+      for (int np = 0; np < kBN / 16; ++np) {
+        uint32_t b[4];
+        ldsm_x4_t(b,
+                  Kt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * KS + (np * 2 + lane / 16) * 8);
+        mma16816<KT>(sacc[2 * np], qa[kc], b[0], b[1]);
+        mma16816<KT>(sacc[2 * np + 1], qa[kc], b[2], b[3]);
+      }
+    // Mask (causal, window, padding rows) and the online softmax, per row half.
+    const int64_t k0 = t * kBN;
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kBN / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int rh = e / 2;
+        const int64_t key = k0 + nt * 8 + 2 * tq + (e & 1);
+        const bool ok = qvalid[rh] && key <= qpos[rh] && (window <= 0 || key > qpos[rh] - window);
+        if (!ok) sacc[nt][e] = -INFINITY;
+        mx[rh] = fmaxf(mx[rh], sacc[nt][e]);
+      }
+    float alpha[2], mu[2];
+#pragma unroll
+    for (int rh = 0; rh < 2; ++rh) {
+      mx[rh] = fmaxf(mx[rh], __shfl_xor_sync(0xffffffffu, mx[rh], 1));
+      mx[rh] = fmaxf(mx[rh], __shfl_xor_sync(0xffffffffu, mx[rh], 2));
+      const float m_new = fmaxf(m_run[rh], mx[rh]);
+      mu[rh] = m_new == -INFINITY ? 0.0f : m_new;
+      alpha[rh] = exp2f(m_run[rh] - mu[rh]);
+      m_run[rh] = m_new;
+      l_run[rh] *= alpha[rh];
+    }
+    uint32_t pa[kBN / 16][4];
+#pragma unroll
+    for (int nt = 0; nt < kBN / 8; ++nt) {
+      const float p0v = exp2f(sacc[nt][0] - mu[0]), p1v = exp2f(sacc[nt][1] - mu[0]);
+      const float p2v = exp2f(sacc[nt][2] - mu[1]), p3v = exp2f(sacc[nt][3] - mu[1]);
+      l_run[0] += p0v + p1v;
+      l_run[1] += p2v + p3v;
+      pa[nt / 2][(nt % 2) * 2] = pack2<KT>(p0v, p1v);
+      pa[nt / 2][(nt % 2) * 2 + 1] = pack2<KT>(p2v, p3v);
+    }
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+      o[i][0] *= alpha[0];
+      o[i][1] *= alpha[0];
+      o[i][2] *= alpha[1];
+      o[i][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int kc = 0; kc < kBN / 16; ++kc)
+#pragma unroll
+      for (int dp = 0; dp < HD / 16; ++dp) {
+        uint32_t b[4];
+        ldsm_x4_t(b,
+                  Vt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * VS + (dp * 2 + lane / 16) * 8);
+        mma16816<KT>(o[2 * dp], pa[kc], b[0], b[1]);
+        mma16816<KT>(o[2 * dp + 1], pa[kc], b[2], b[3]);
+      }
+    __syncthreads();  // the next iteration loads into this stage
+  }
+#pragma unroll
+  for (int rh = 0; rh < 2; ++rh) {
+    l_run[rh] += __shfl_xor_sync(0xffffffffu, l_run[rh], 1);
+    l_run[rh] += __shfl_xor_sync(0xffffffffu, l_run[rh], 2);
+  }
+#pragma unroll
+  for (int rh = 0; rh < 2; ++rh) {
+    if (!qvalid[rh]) continue;
+    const float inv = l_run[rh] > 0 ? 1.0f / l_run[rh] : 0.0f;
+    O* orow = out + (static_cast<int64_t>(qs0 + r0 + warp * 16 + gq + rh * 8) * nh + h) * HD;
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+      orow[i * 8 + 2 * tq] = from_f32<O>(o[i][rh * 2] * inv);
+      orow[i * 8 + 2 * tq + 1] = from_f32<O>(o[i][rh * 2 + 1] * inv);
+    }
+  }
+}
+
+template <typename KT, typename O, int HD>
+void launch_flash(const float* q, const Geo& g, const PagedBatch& b, int64_t nh, float scale,
+                  int64_t window, O* out, Context& ctx) {
+  constexpr int smem = flash_smem_bytes<HD>();
+  static bool configured = false;  // per instantiation; set once per process (one device type)
+  if (!configured) {
+    CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<KT, O, HD>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    configured = true;
+  }
+  const dim3 grid((b.max_new + kBM - 1) / kBM, static_cast<unsigned>(nh),
+                  static_cast<unsigned>(b.n_seqs));
+  flash_prefill_kernel<KT, O, HD><<<grid, kFlashThreads, smem, stream_of(ctx)>>>(
+      q, g, static_cast<int>(nh), static_cast<int>(nh / g.nkv), scale * 1.4426950408889634f, window,
+      out);
+  CUDA_LAUNCH_CHECK();
+}
+
+template <typename KT, typename O, int G>
+void launch_split(const float* q, const Geo& g, const PagedBatch& b, int64_t nh, float scale,
+                  int64_t window, O* out, Context& ctx) {
+  const int n_splits = (b.max_ctx + kSplit - 1) / kSplit;
+  // Partials for a chunk of rows at a time, within 256 MiB of scratch.
+  const int64_t per_row = nh * n_splits * (g.hd + 2) * 4;
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(b.n_rows, (256ll << 20) / per_row));
+  float* part_o = static_cast<float*>(ctx.scratch(static_cast<size_t>(chunk * per_row)));
+  float* part_ml = part_o + chunk * nh * n_splits * g.hd;
+  for (int64_t row0 = 0; row0 < b.n_rows; row0 += chunk) {
+    const int64_t rows = std::min(chunk, b.n_rows - row0);
+    split_attn_kernel<KT, G>
+        <<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(g.nkv), n_splits), kSplit, 0,
+           stream_of(ctx)>>>(q, g, nh, scale, window, row0, n_splits, part_o, part_ml);
+    CUDA_LAUNCH_CHECK();
+    combine_kernel<O>
+        <<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(nh)), 128, 0, stream_of(ctx)>>>(
+            part_o, part_ml, n_splits, nh, g.hd, row0, out);
+    CUDA_LAUNCH_CHECK();
+  }
+}
+
+template <typename KT, typename O>
+void launch_split_g(const float* q, const Geo& g, const PagedBatch& b, int64_t nh, float scale,
+                    int64_t window, O* out, Context& ctx) {
+  switch (nh / g.nkv) {
+    case 1:
+      return launch_split<KT, O, 1>(q, g, b, nh, scale, window, out, ctx);
+    case 2:
+      return launch_split<KT, O, 2>(q, g, b, nh, scale, window, out, ctx);
+    case 3:
+      return launch_split<KT, O, 3>(q, g, b, nh, scale, window, out, ctx);
+    case 4:
+      return launch_split<KT, O, 4>(q, g, b, nh, scale, window, out, ctx);
+    case 5:
+      return launch_split<KT, O, 5>(q, g, b, nh, scale, window, out, ctx);
+    case 6:
+      return launch_split<KT, O, 6>(q, g, b, nh, scale, window, out, ctx);
+    case 7:
+      return launch_split<KT, O, 7>(q, g, b, nh, scale, window, out, ctx);
+    case 8:
+      return launch_split<KT, O, 8>(q, g, b, nh, scale, window, out, ctx);
+    default:
+      raise_input_error("CUDA attention: " + str(nh / g.nkv) +
+                        " query heads per KV head (at most 8 supported)");
+  }
+}
+
+template <typename F>
+void dispatch_kv(DType t, F&& f) {
+  dispatch_float(t, "KV cache", std::forward<F>(f));
+}
+
+}  // namespace
+
+void kv_store(const float* k, int64_t ldk, const float* v, int64_t ldv, const PagedBatch& b,
+              Context& ctx) {
+  if (b.n_rows == 0) return;
+  const Geo g = make_geo(b);
+  dispatch_kv(b.kv_dtype, [&]<typename KT>() {
+    kv_store_kernel<KT><<<dim3(static_cast<unsigned>(b.n_rows), static_cast<unsigned>(g.nkv)), 128,
+                          0, stream_of(ctx)>>>(k, ldk, v, ldv, g);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void qkv_finish(const float* qkv, int64_t ld, const float* bias, const float* q_norm,
+                const float* k_norm, float eps, const float* cos, const float* sin, int64_t nh,
+                float* q_out, const PagedBatch& b, Context& ctx) {
+  if (b.n_rows == 0) return;
+  const Geo g = make_geo(b);
+  if (g.hd > 256 || g.hd % 2)
+    raise_input_error("CUDA: head_dim " + str(g.hd) + " is not supported (even, at most 256)");
+  dispatch_kv(b.kv_dtype, [&]<typename KT>() {
+    qkv_finish_kernel<KT>
+        <<<dim3(static_cast<unsigned>(b.n_rows), static_cast<unsigned>(nh + 2 * g.nkv)), 128, 0,
+           stream_of(ctx)>>>(qkv, ld, bias, q_norm, k_norm, eps, cos, sin, nh, q_out, g);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void attention(const float* q, const PagedBatch& b, int64_t nh, float scale, int64_t window,
+               void* out, DType ot, Context& ctx, int force) {
+  if (b.n_rows == 0) return;
+  const Geo g = make_geo(b);
+  if (g.hd > 256)
+    raise_input_error("CUDA attention: head_dim " + str(g.hd) + " is not supported (at most 256)");
+  if (nh % g.nkv)
+    raise_error("CUDA attention: " + str(nh) + " heads over " + str(g.nkv) + " KV heads");
+  const DType kt = b.kv_dtype;
+  const bool flash_ok =
+      (kt == DType::BF16 || kt == DType::F16) && (g.hd == 32 || g.hd == 64 || g.hd == 128);
+  const bool flash = force == 2 ? true : force == 1 ? false : flash_ok && b.max_new > 1;
+  if (flash && !flash_ok)
+    raise_error("CUDA attention: the flash kernel needs bf16/f16 KV and head_dim 32/64/128");
+  dispatch_float(ot, "attention output", [&]<typename O>() {
+    dispatch_kv(kt, [&]<typename KT>() {
+      if constexpr (std::is_same_v<KT, float>) {
+        launch_split_g<KT, O>(q, g, b, nh, scale, window, static_cast<O*>(out), ctx);
+      } else {
+        if (!flash)
+          return launch_split_g<KT, O>(q, g, b, nh, scale, window, static_cast<O*>(out), ctx);
+        switch (g.hd) {
+          case 32:
+            return launch_flash<KT, O, 32>(q, g, b, nh, scale, window, static_cast<O*>(out), ctx);
+          case 64:
+            return launch_flash<KT, O, 64>(q, g, b, nh, scale, window, static_cast<O*>(out), ctx);
+          default:
+            return launch_flash<KT, O, 128>(q, g, b, nh, scale, window, static_cast<O*>(out), ctx);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace hwledger::cuda

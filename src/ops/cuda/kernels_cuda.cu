@@ -1,0 +1,198 @@
+// Elementwise and row-wise kernels: RMSNorm, embedding, RoPE, SwiGLU, bias, argmax, conversions.
+#include <cfloat>
+
+#include "ops/cuda/common.cuh"
+
+namespace hwledger::cuda {
+
+namespace {
+
+template <int kThreads>
+__device__ float block_sum(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = lane < kThreads / 32 ? red[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  return v;
+}
+
+template <typename O>
+__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ w, float eps,
+                                O* __restrict__ out, int64_t D, const int32_t* __restrict__ rows) {
+  __shared__ float red[32];
+  const float* row = x + (rows ? rows[blockIdx.x] : static_cast<int64_t>(blockIdx.x)) * D;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) ss += row[i] * row[i];
+  ss = block_sum<256>(ss, red);
+  const float r = rsqrtf(ss / static_cast<float>(D) + eps);
+  O* o = out + blockIdx.x * D;
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = from_f32<O>(row[i] * r * w[i]);
+}
+
+template <typename Tt>
+__global__ void embedding_kernel(const Tt* __restrict__ table, const int32_t* __restrict__ ids,
+                                 float* __restrict__ y, int64_t H, int64_t V) {
+  const int32_t id = ids[blockIdx.x];
+  float* o = y + blockIdx.x * H;
+  if (id < 0 || id >= V) {  // validated on the host; NaN marks a bad id that slipped through
+    for (int64_t i = threadIdx.x; i < H; i += blockDim.x) o[i] = __int_as_float(0x7fc00000);
+    return;
+  }
+  const Tt* r = table + static_cast<int64_t>(id) * H;
+  for (int64_t i = threadIdx.x; i < H; i += blockDim.x) o[i] = to_f32(r[i]);
+}
+
+// One block per (token, head): rotate-half over hd/2 pairs.
+__global__ void rope_kernel(float* x, int64_t n_heads, int64_t hd, int64_t ldx,
+                            const float* __restrict__ cos, const float* __restrict__ sin) {
+  const int64_t t = blockIdx.x, h = blockIdx.y, half = hd / 2;
+  float* v = x + t * ldx + h * hd;
+  for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+    const float c = cos[t * half + i], s = sin[t * half + i];
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+  }
+}
+
+template <typename O>
+__global__ void swiglu_kernel(const float* __restrict__ gate, const float* __restrict__ up,
+                              int64_t ld_in, O* __restrict__ out, int64_t F) {
+  const int64_t t = blockIdx.y;
+  const float* g = gate + t * ld_in;
+  const float* u = up + t * ld_in;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < F;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float a = g[i];
+    out[t * F + i] = from_f32<O>(a / (1.0f + __expf(-a)) * u[i]);
+  }
+}
+
+__global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t N, int64_t ldy) {
+  float* r = y + blockIdx.y * ldy;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N;
+       i += int64_t(gridDim.x) * blockDim.x)
+    r[i] += bias[i];
+}
+
+__global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32_t* ids) {
+  __shared__ float best_v[32];
+  __shared__ int32_t best_i[32];
+  const float* r = logits + blockIdx.x * V;
+  float bv = -FLT_MAX;
+  int32_t bi = INT32_MAX;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = r[i];
+    if (v > bv) {  // strictly greater: each thread keeps its first maximum
+      bv = v;
+      bi = static_cast<int32_t>(i);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > bv || (ov == bv && oi < bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    best_v[warp] = bv;
+    best_i[warp] = bi;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    bv = lane < blockDim.x / 32 ? best_v[lane] : -FLT_MAX;
+    bi = lane < blockDim.x / 32 ? best_i[lane] : INT32_MAX;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    if (lane == 0) ids[blockIdx.x] = bi == INT32_MAX ? 0 : bi;
+  }
+}
+
+template <typename S, typename D>
+__global__ void convert_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_f32<D>(to_f32(src[i]));
+}
+
+int grid_1d(int64_t n, int threads) {
+  return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65535));
+}
+
+}  // namespace
+
+void rms_norm(const float* x, const float* w, float eps, void* out, DType ot, int64_t M, int64_t D,
+              Context& ctx, const int32_t* rows) {
+  if (M == 0) return;
+  dispatch_float(ot, "rms_norm", [&]<typename O>() {
+    rms_norm_kernel<O><<<static_cast<unsigned>(M), 256, 0, stream_of(ctx)>>>(
+        x, w, eps, static_cast<O*>(out), D, rows);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void embedding(const void* table, DType tt, const int32_t* ids, float* y, int64_t T, int64_t H,
+               int64_t V, Context& ctx) {
+  if (T == 0) return;
+  dispatch_float(tt, "embedding", [&]<typename Tt>() {
+    embedding_kernel<Tt><<<static_cast<unsigned>(T), 256, 0, stream_of(ctx)>>>(
+        static_cast<const Tt*>(table), ids, y, H, V);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void rope(float* x, int64_t T, int64_t n_heads, int64_t hd, int64_t ldx, const float* cos,
+          const float* sin, Context& ctx) {
+  if (T == 0) return;
+  rope_kernel<<<dim3(static_cast<unsigned>(T), static_cast<unsigned>(n_heads)), 64, 0,
+                stream_of(ctx)>>>(x, n_heads, hd, ldx, cos, sin);
+  CUDA_LAUNCH_CHECK();
+}
+
+void swiglu(const float* gate, const float* up, int64_t ld_in, void* out, DType ot, int64_t T,
+            int64_t F, Context& ctx) {
+  if (T == 0) return;
+  dispatch_float(ot, "swiglu", [&]<typename O>() {
+    swiglu_kernel<O><<<dim3(grid_1d(F, 256), static_cast<unsigned>(T)), 256, 0, stream_of(ctx)>>>(
+        gate, up, ld_in, static_cast<O*>(out), F);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void add_bias(float* y, const float* bias, int64_t M, int64_t N, int64_t ldy, Context& ctx) {
+  if (M == 0) return;
+  add_bias_kernel<<<dim3(grid_1d(N, 256), static_cast<unsigned>(M)), 256, 0, stream_of(ctx)>>>(
+      y, bias, N, ldy);
+  CUDA_LAUNCH_CHECK();
+}
+
+void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* ids, Context& ctx) {
+  if (rows == 0) return;
+  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream_of(ctx)>>>(logits, V, ids);
+  CUDA_LAUNCH_CHECK();
+}
+
+void convert(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx) {
+  if (n == 0) return;
+  dispatch_float(st, "convert", [&]<typename S>() {
+    dispatch_float(dt, "convert", [&]<typename D>() {
+      convert_kernel<S, D><<<grid_1d(n, 256), 256, 0, stream_of(ctx)>>>(static_cast<const S*>(src),
+                                                                        static_cast<D*>(dst), n);
+    });
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace hwledger::cuda

@@ -1,0 +1,371 @@
+// The CUDA kernels against the CPU backend on fresh random inputs of several shapes (tolerances
+// from the device method: f32 math far under 1e-3, bf16 operands 1e-3..1e-2 relative L2).
+// Skipped where no CUDA device is visible (CI builds the code but has no GPU).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kv/block_pool.h"
+#include "ops/cuda/cuda.h"
+#include "ops/ops.h"
+#include "util/thread_pool.h"
+
+namespace hwledger {
+namespace {
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    cx = std::make_unique<cuda::Context>(0);
+    gpu.device = Device::CUDA;
+    gpu.cuda = cx.get();
+    cpu.device = Device::CPU;
+    cpu.pool = &pool;
+  }
+
+  // Device copy of host data; freed with the fixture.
+  void* up(const void* data, size_t bytes) {
+    mem.push_back(cuda::make_device(0, bytes));
+    cuda::copy_h2d(mem.back().get(), data, bytes, *cx);
+    cx->synchronize();
+    return mem.back().get();
+  }
+  template <typename T>
+  T* up(const std::vector<T>& v) {
+    return static_cast<T*>(up(v.data(), v.size() * sizeof(T)));
+  }
+  // Device buffer filled with NaN bytes (0xff), so that an unwritten output fails.
+  void* poisoned(size_t bytes) {
+    mem.push_back(cuda::make_device(0, bytes));
+    cuda::memset_async(mem.back().get(), 0xff, bytes, *cx);
+    return mem.back().get();
+  }
+  template <typename T>
+  std::vector<T> down(const void* p, size_t n) {
+    std::vector<T> v(n);
+    cx->synchronize();
+    cuda::copy_d2h(v.data(), p, n * sizeof(T), *cx);
+    cx->synchronize();
+    return v;
+  }
+
+  std::vector<float> randn(size_t n, float scale = 1.0f) {
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+  }
+
+  ThreadPool pool{2};
+  std::unique_ptr<cuda::Context> cx;
+  ops::Context gpu, cpu;
+  std::vector<cuda::DevicePtr> mem;
+  std::mt19937 rng{std::random_device{}()};
+};
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    d += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    n += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(d / std::max(n, 1e-30));
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) o[i] = f32_to_bf16(v[i]);
+  return o;
+}
+std::vector<float> from_bf16(const std::vector<uint16_t>& v) {
+  std::vector<float> o(v.size());
+  for (size_t i = 0; i < v.size(); ++i) o[i] = bf16_to_f32(v[i]);
+  return o;
+}
+
+TEST_F(CudaOps, MatmulBf16MatchesCpu) {
+  struct S {
+    int64_t M, N, K;
+  };
+  for (S s : {S{1, 64, 128}, S{3, 200, 4096}, S{4, 37, 264}, S{7, 96, 80}, S{33, 256, 512},
+              S{300, 160, 96}}) {
+    auto xb = to_bf16(randn(s.M * s.K)), wb = to_bf16(randn(s.N * s.K, 0.05f));
+    auto bias = randn(s.N);
+    auto y0 = randn(s.M * s.N);
+    // CPU on the same bf16-rounded activations, accumulating into y0, with bias.
+    auto xf = from_bf16(xb);
+    std::vector<float> ref = y0;
+    Tensor xc(xf.data(), DType::F32, {s.M, s.K}), wc(wb.data(), DType::BF16, {s.N, s.K}),
+        bc(bias.data(), DType::F32, {s.N}), yc(ref.data(), DType::F32, {s.M, s.N});
+    ops::matmul(xc, wc, &bc, yc, true, cpu);
+
+    Tensor xg(up(xb), DType::BF16, {s.M, s.K}, Device::CUDA),
+        wg(up(wb), DType::BF16, {s.N, s.K}, Device::CUDA),
+        bg(up(bias), DType::F32, {s.N}, Device::CUDA),
+        yg(up(y0), DType::F32, {s.M, s.N}, Device::CUDA);
+    ops::matmul(xg, wg, &bg, yg, true, gpu);
+    EXPECT_LT(rel_l2(down<float>(yg.data, s.M * s.N), ref), 1e-5)
+        << s.M << "x" << s.N << "x" << s.K;
+
+    // bf16 output, no accumulation.
+    Tensor yb(poisoned(s.M * s.N * 2), DType::BF16, {s.M, s.N}, Device::CUDA);
+    ops::matmul(xg, wg, nullptr, yb, false, gpu);
+    std::vector<float> ref2(s.M * s.N);
+    Tensor yc2(ref2.data(), DType::F32, {s.M, s.N});
+    ops::matmul(xc, wc, nullptr, yc2, false, cpu);
+    EXPECT_LT(rel_l2(from_bf16(down<uint16_t>(yb.data, s.M * s.N)), ref2), 8e-3);
+  }
+}
+
+TEST_F(CudaOps, RmsNormRopeSwigluEmbeddingMatchCpu) {
+  for (int64_t T : {1, 5, 64}) {
+    const int64_t D = 320, nh = 3, hd = 64, F = 200, V = 50;
+    auto x = randn(T * D), w = randn(D);
+    std::vector<float> ref(T * D);
+    Tensor xc(x.data(), DType::F32, {T, D}), wc(w.data(), DType::F32, {D}),
+        rc(ref.data(), DType::F32, {T, D});
+    ops::rms_norm(xc, wc, 1e-6f, rc, cpu);
+    Tensor xg(up(x), DType::F32, {T, D}, Device::CUDA), wg(up(w), DType::F32, {D}, Device::CUDA);
+    Tensor yg(poisoned(T * D * 4), DType::F32, {T, D}, Device::CUDA);
+    ops::rms_norm(xg, wg, 1e-6f, yg, gpu);
+    EXPECT_LT(rel_l2(down<float>(yg.data, T * D), ref), 1e-6);
+    Tensor yb(poisoned(T * D * 2), DType::BF16, {T, D}, Device::CUDA);
+    ops::rms_norm(xg, wg, 1e-6f, yb, gpu);
+    EXPECT_LT(rel_l2(from_bf16(down<uint16_t>(yb.data, T * D)), ref), 5e-3);
+
+    auto q = randn(T * nh * hd), cs = randn(T * hd / 2), sn = randn(T * hd / 2);
+    std::vector<float> qref = q;
+    Tensor qc(qref.data(), DType::F32, {T, nh, hd}), cc(cs.data(), DType::F32, {T, hd / 2}),
+        sc(sn.data(), DType::F32, {T, hd / 2});
+    ops::rope(qc, cc, sc, cpu);
+    Tensor qg(up(q), DType::F32, {T, nh, hd}, Device::CUDA),
+        cg(up(cs), DType::F32, {T, hd / 2}, Device::CUDA),
+        sg(up(sn), DType::F32, {T, hd / 2}, Device::CUDA);
+    ops::rope(qg, cg, sg, gpu);
+    EXPECT_LT(rel_l2(down<float>(qg.data, T * nh * hd), qref), 1e-6);
+
+    auto g = randn(T * F), u = randn(T * F);
+    std::vector<float> sref(T * F);
+    Tensor gc(g.data(), DType::F32, {T, F}), uc(u.data(), DType::F32, {T, F}),
+        oc(sref.data(), DType::F32, {T, F});
+    ops::swiglu(gc, uc, oc, cpu);
+    Tensor gg(up(g), DType::F32, {T, F}, Device::CUDA), ug(up(u), DType::F32, {T, F}, Device::CUDA),
+        og(poisoned(T * F * 4), DType::F32, {T, F}, Device::CUDA);
+    ops::swiglu(gg, ug, og, gpu);
+    EXPECT_LT(rel_l2(down<float>(og.data, T * F), sref), 1e-5);
+
+    auto table = to_bf16(randn(V * D));
+    std::vector<int32_t> ids(T);
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % V);
+    std::vector<float> eref(T * D);
+    Tensor tc(table.data(), DType::BF16, {V, D}), ec(eref.data(), DType::F32, {T, D});
+    ops::embedding(tc, ids, ec, cpu);
+    Tensor tg(up(table), DType::BF16, {V, D}, Device::CUDA),
+        eg(poisoned(T * D * 4), DType::F32, {T, D}, Device::CUDA);
+    ops::embedding(tg, ids, eg, gpu);
+    EXPECT_EQ(down<float>(eg.data, T * D), eref);
+  }
+}
+
+TEST_F(CudaOps, ArgmaxRows) {
+  const int64_t rows = 9, V = 70001;
+  auto l = randn(rows * V);
+  l[3 * V + 7] = 50;
+  l[3 * V + 9] = 50;  // ties: the first
+  int32_t* d_ids = static_cast<int32_t*>(poisoned(rows * 4));
+  cuda::argmax_rows(up(l), rows, V, d_ids, *cx);
+  std::vector<int32_t> ids = down<int32_t>(d_ids, rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t best =
+        std::max_element(l.begin() + r * V, l.begin() + (r + 1) * V) - (l.begin() + r * V);
+    EXPECT_EQ(ids[r], best) << "row " << r;
+  }
+}
+
+// Paged KV: the same keys/values stored by the CPU and by the GPU must give the same blocks,
+// and attention over them the same outputs, for both GPU kernels.
+struct AttnShape {
+  int64_t nkv, group, hd, pos0, T, window, bt;
+  DType kv;
+};
+
+TEST_F(CudaOps, KvStoreAndAttentionMatchCpu) {
+  const AttnShape shapes[] = {
+      {1, 4, 32, 0, 1, 0, 32, DType::BF16},    {2, 2, 64, 0, 37, 0, 16, DType::BF16},
+      {8, 4, 128, 200, 1, 0, 32, DType::BF16}, {8, 4, 128, 0, 300, 0, 32, DType::BF16},
+      {2, 7, 64, 45, 70, 0, 32, DType::F16},   {4, 2, 128, 100, 129, 64, 32, DType::BF16},
+      {2, 3, 40, 10, 20, 0, 16, DType::F32},   {1, 8, 128, 1500, 1, 0, 64, DType::F16},
+      {2, 4, 128, 600, 65, 0, 32, DType::F32}, {8, 1, 64, 0, 130, 50, 16, DType::F16},
+  };
+  for (const AttnShape& s : shapes) {
+    SCOPED_TRACE("nkv" + std::to_string(s.nkv) + " g" + std::to_string(s.group) + " hd" +
+                 std::to_string(s.hd) + " pos0 " + std::to_string(s.pos0) + " T" +
+                 std::to_string(s.T) + " win" + std::to_string(s.window) + " kv " +
+                 std::string(dtype_name(s.kv)));
+    KVLayout L;
+    L.n_layers = 2;
+    L.n_kv_heads = s.nkv;
+    L.head_dim = s.hd;
+    L.block_tokens = s.bt;
+    L.dtype = s.kv;
+    const int64_t n = s.pos0 + s.T, nb = (n + s.bt - 1) / s.bt, W = s.nkv * s.hd,
+                  nh = s.nkv * s.group;
+    BlockPool hp(L, nb + 2), dp(L, nb + 2, Device::CUDA, 0);
+    KVSequence hs, ds;
+    reserve_tokens(hp, hs, n);
+    reserve_tokens(dp, ds, n);
+    // Different block orders on the two sides: the tables, not adjacency, must be followed.
+    std::reverse(ds.blocks.begin(), ds.blocks.end());
+    std::reverse(ds.block_ptrs.begin(), ds.block_ptrs.end());
+    auto k = randn(n * W), v = randn(n * W), q = randn(s.T * nh * s.hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+    // The cache before pos0 written in one go, then the T new rows (as prefill then a step).
+    for (int64_t layer : {int64_t{1}}) {
+      PagedKVView hv = hs.view(hp, layer), dv = ds.view(dp, layer);
+      for (auto [p, len] : {std::pair<int64_t, int64_t>{0, s.pos0}, {s.pos0, s.T}}) {
+        if (len == 0) continue;
+        Tensor kc(k.data() + p * W, DType::F32, {len, W}),
+            vc(v.data() + p * W, DType::F32, {len, W});
+        ops::kv_store(kc, vc, p, hv, cpu);
+        std::vector<float> ks(k.begin() + p * W, k.begin() + (p + len) * W),
+            vs(v.begin() + p * W, v.begin() + (p + len) * W);
+        Tensor kg(up(ks), DType::F32, {len, W}, Device::CUDA),
+            vg(up(vs), DType::F32, {len, W}, Device::CUDA);
+        ops::kv_store(kg, vg, p, dv, gpu);
+      }
+      // Block bytes equal (the layer's slabs; other layers untouched on both sides).
+      for (int64_t b = 0; b < nb; ++b) {
+        std::vector<uint8_t> hb(hp.data(hs.blocks[b]) + L.k_offset(layer),
+                                hp.data(hs.blocks[b]) + L.k_offset(layer) + 2 * L.slab_bytes());
+        auto db = down<uint8_t>(dp.data(ds.blocks[b]) + L.k_offset(layer), 2 * L.slab_bytes());
+        // Slots past n in the last block hold whatever the pools held: compare token slots < n.
+        if ((b + 1) * s.bt <= n) EXPECT_EQ(hb, db) << "block " << b;
+      }
+      std::vector<float> ref(s.T * nh * s.hd);
+      Tensor qc(q.data(), DType::F32, {s.T, nh, s.hd}),
+          oc(ref.data(), DType::F32, {s.T, nh * s.hd});
+      ops::attention(qc, s.pos0, hv, scale, s.window, oc, cpu);
+      // Both kernels (where the flash one applies), f32 and bf16 outputs.
+      const bool flash_ok = s.kv != DType::F32 && (s.hd == 32 || s.hd == 64 || s.hd == 128);
+      for (int force : {1, 2}) {
+        if (force == 2 && !flash_ok) continue;
+        Tensor qg(up(q), DType::F32, {s.T, nh, s.hd}, Device::CUDA);
+        void* out = poisoned(s.T * nh * s.hd * 4);
+        // The raw entry with a one-sequence batch (as ops::attention builds it).
+        std::vector<int32_t> idx = {0, static_cast<int32_t>(s.T), static_cast<int32_t>(s.pos0)};
+        std::vector<int32_t> rows(s.T, 0);
+        std::vector<uint8_t*> table(ds.block_ptrs.begin(), ds.block_ptrs.end());
+        cuda::PagedBatch b;
+        cuda::set_geometry(b, L, layer);
+        b.n_seqs = 1;
+        b.n_rows = s.T;
+        b.max_new = static_cast<int>(s.T);
+        b.max_ctx = static_cast<int>(n);
+        int32_t* di = up(idx);
+        b.q_start = di;
+        b.pos0 = di + 2;
+        b.row_seq = up(rows);
+        b.blocks = up(table);
+        b.table_width = static_cast<int>(table.size());
+        cuda::attention(static_cast<const float*>(qg.data), b, nh, scale, s.window, out, DType::F32,
+                        *cx, force);
+        const double tol = force == 2 ? 1e-2 : s.kv == DType::F32 ? 1e-5 : 2e-3;
+        EXPECT_LT(rel_l2(down<float>(out, s.T * nh * s.hd), ref), tol) << "kernel " << force;
+      }
+      // And through ops::attention (auto choice), bf16 output.
+      Tensor qg(up(q), DType::F32, {s.T, nh, s.hd}, Device::CUDA);
+      Tensor og(poisoned(s.T * nh * s.hd * 2), DType::BF16, {s.T, nh * s.hd}, Device::CUDA);
+      ops::attention(qg, s.pos0, dv, scale, s.window, og, gpu);
+      EXPECT_LT(rel_l2(from_bf16(down<uint16_t>(og.data, s.T * nh * s.hd)), ref), 1.5e-2);
+    }
+    release_sequence(hp, hs);
+    release_sequence(dp, ds);
+  }
+}
+
+// Many sequences of different lengths in one batch (GQA), decode rows and prefill rows: the
+// batched kernels against the CPU per sequence.
+TEST_F(CudaOps, BatchedPagedAttentionManySequences) {
+  KVLayout L;
+  L.n_layers = 1;
+  L.n_kv_heads = 8;
+  L.head_dim = 128;
+  L.block_tokens = 32;
+  L.dtype = DType::BF16;
+  const int64_t group = 4, nh = 32, W = L.n_kv_heads * L.head_dim, hd = L.head_dim;
+  const float scale = 1.0f / std::sqrt(128.0f);
+  for (bool prefill : {false, true}) {
+    const std::vector<int64_t> ctx_before = {0, 1, 31, 32, 33, 700, 2047, 5};
+    const int64_t B = static_cast<int64_t>(ctx_before.size());
+    std::vector<int64_t> new_rows(B);
+    for (int64_t s = 0; s < B; ++s)
+      new_rows[s] = prefill ? 1 + static_cast<int64_t>(rng() % 90) : 1;
+    BlockPool hp(L, 600), dp(L, 600, Device::CUDA, 0);
+    std::vector<KVSequence> hs(B), ds(B);
+    std::vector<std::vector<float>> ks(B), vs(B), qs(B);
+    int64_t T = 0, max_new = 0, max_blocks = 0, max_ctx = 0;
+    std::vector<int32_t> qstart, pos0, rowseq;
+    std::vector<float> q_all;
+    for (int64_t s = 0; s < B; ++s) {
+      const int64_t n = ctx_before[s] + new_rows[s];
+      reserve_tokens(hp, hs[s], n);
+      reserve_tokens(dp, ds[s], n);
+      ks[s] = randn(n * W);
+      vs[s] = randn(n * W);
+      qs[s] = randn(new_rows[s] * nh * hd);
+      Tensor kc(ks[s].data(), DType::F32, {n, W}), vc(vs[s].data(), DType::F32, {n, W});
+      ops::kv_store(kc, vc, 0, hs[s].view(hp, 0), cpu);
+      Tensor kg(up(ks[s]), DType::F32, {n, W}, Device::CUDA),
+          vg(up(vs[s]), DType::F32, {n, W}, Device::CUDA);
+      ops::kv_store(kg, vg, 0, ds[s].view(dp, 0), gpu);
+      qstart.push_back(static_cast<int32_t>(T));
+      pos0.push_back(static_cast<int32_t>(ctx_before[s]));
+      for (int64_t r = 0; r < new_rows[s]; ++r) rowseq.push_back(static_cast<int32_t>(s));
+      q_all.insert(q_all.end(), qs[s].begin(), qs[s].end());
+      T += new_rows[s];
+      max_new = std::max(max_new, new_rows[s]);
+      max_ctx = std::max(max_ctx, n);
+      max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(ds[s].blocks.size()));
+    }
+    qstart.push_back(static_cast<int32_t>(T));
+    std::vector<uint8_t*> table(B * max_blocks, nullptr);
+    for (int64_t s = 0; s < B; ++s)
+      std::copy(ds[s].block_ptrs.begin(), ds[s].block_ptrs.end(), table.begin() + s * max_blocks);
+    cuda::PagedBatch b;
+    cuda::set_geometry(b, L, 0);
+    b.n_seqs = static_cast<int>(B);
+    b.n_rows = T;
+    b.max_new = static_cast<int>(max_new);
+    b.max_ctx = static_cast<int>(max_ctx);
+    b.q_start = up(qstart);
+    b.pos0 = up(pos0);
+    b.row_seq = up(rowseq);
+    b.blocks = up(table);
+    b.table_width = static_cast<int>(max_blocks);
+    const float* qd = up(q_all);
+    void* out = poisoned(T * nh * hd * 2);
+    cuda::attention(qd, b, nh, scale, 0, out, DType::BF16, *cx);
+    std::vector<float> got = from_bf16(down<uint16_t>(out, T * nh * hd));
+    for (int64_t s = 0; s < B; ++s) {
+      std::vector<float> ref(new_rows[s] * nh * hd);
+      Tensor qc(qs[s].data(), DType::F32, {new_rows[s], nh, hd}),
+          oc(ref.data(), DType::F32, {new_rows[s], nh * hd});
+      ops::attention(qc, ctx_before[s], hs[s].view(hp, 0), scale, 0, oc, cpu);
+      std::vector<float> mine(got.begin() + qstart[s] * nh * hd,
+                              got.begin() + qstart[s + 1] * nh * hd);
+      EXPECT_LT(rel_l2(mine, ref), 1.5e-2) << (prefill ? "prefill" : "decode") << " seq " << s
+                                           << " ctx " << ctx_before[s] << " + " << new_rows[s];
+    }
+    (void)group;
+  }
+}
+
+}  // namespace
+}  // namespace hwledger

@@ -1,0 +1,112 @@
+// The whole forward pass on the GPU: the goldens under the bf16 criteria (SPEC), and the GPU
+// runner against the CPU one on a mixed batch (prefill and decode rows, CUDA graphs on).
+// Goldens: $HWLEDGER_GOLDEN_DIR (the device machine has no ../shared) or ../shared/golden.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/verify.h"
+#include "ops/cuda/cuda.h"
+
+namespace hwledger {
+namespace {
+
+std::vector<std::string> golden_dirs() {
+  const char* env = std::getenv("HWLEDGER_GOLDEN_DIR");
+  const std::string root = env ? env : std::string(HWLEDGER_SHARED_DIR) + "/golden";
+  std::vector<std::string> out;
+  for (const char* name : {"llama-tiny", "qwen2-tiny", "qwen3-tiny"})
+    if (std::filesystem::exists(root + "/" + name + "/reference.safetensors"))
+      out.push_back(root + "/" + name);
+  return out;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    d += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    n += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(d / std::max(n, 1e-30));
+}
+
+TEST(CudaEngine, GoldensPassUnderBf16Criteria) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  auto dirs = golden_dirs();
+  if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
+  for (const std::string& dir : dirs)
+    for (DType kv : {DType::BF16, DType::F16, DType::F32}) {
+      EngineOptions o;
+      o.threads = 2;
+      o.device = Device::CUDA;
+      o.kv_dtype = kv;
+      o.load.show_progress = false;
+      Engine e(dir, o);
+      for (const VerifyCase& c : verify_reference(e, dir + "/reference.safetensors", 2e-2, true))
+        EXPECT_TRUE(c.passed) << dir << " kv " << dtype_name(kv) << ": " << c.name << " error "
+                              << c.error << " " << c.detail;
+    }
+}
+
+TEST(CudaEngine, MixedBatchMatchesCpu) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  auto dirs = golden_dirs();
+  if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
+  EngineOptions oc;
+  oc.threads = 2;
+  oc.kv_dtype = DType::F32;
+  oc.load.show_progress = false;
+  EngineOptions og = oc;
+  og.device = Device::CUDA;
+  og.kv_dtype = DType::BF16;
+  Engine ec(dirs.back(), oc), eg(dirs.back(), og);
+  const int64_t V = ec.config().vocab_size;
+  // Three sequences: prefill 40, prefill 7 then decode, decode after 70; several steps so
+  // that decode graphs are captured (second step of a shape) and replayed.
+  std::vector<int32_t> p0(40), p1(7), p2(70);
+  for (size_t i = 0; i < p0.size(); ++i) p0[i] = static_cast<int32_t>((i * 37 + 1) % V);
+  for (size_t i = 0; i < p1.size(); ++i) p1[i] = static_cast<int32_t>((i * 11 + 5) % V);
+  for (size_t i = 0; i < p2.size(); ++i) p2[i] = static_cast<int32_t>((i * 7 + 3) % V);
+  KVSequence c1, c2, g1, g2;
+  for (auto [e, s1, s2] : {std::tuple{&ec, &c1, &c2}, std::tuple{&eg, &g1, &g2}}) {
+    BatchItem a{s1, p1, BatchItem::Logits::Last}, b{s2, p2, BatchItem::Logits::Last};
+    std::vector<BatchItem> pre = {a, b};
+    e->runner().forward(pre);
+  }
+  int32_t t1 = 1, t2 = 2;
+  for (int step = 0; step < 4; ++step) {
+    KVSequence c0, g0;
+    std::vector<float> lc, lg;
+    {
+      std::vector<BatchItem> bc = {
+          {&c0, p0, BatchItem::Logits::All}, {&c1, std::span(&t1, 1)}, {&c2, std::span(&t2, 1)}};
+      lc = ec.runner().forward(bc);
+      std::vector<BatchItem> bg = {
+          {&g0, p0, BatchItem::Logits::All}, {&g1, std::span(&t1, 1)}, {&g2, std::span(&t2, 1)}};
+      lg = eg.runner().forward(bg);
+    }
+    ASSERT_EQ(lc.size(), lg.size());
+    EXPECT_LT(rel_l2(lg, lc), 2e-2) << "mixed step " << step;
+    release_sequence(ec.pool(), c0);
+    release_sequence(eg.pool(), g0);
+    // A pure decode step (graph path) for sequences 1 and 2.
+    std::vector<BatchItem> dc = {{&c1, std::span(&t1, 1)}, {&c2, std::span(&t2, 1)}};
+    std::vector<BatchItem> dg = {{&g1, std::span(&t1, 1)}, {&g2, std::span(&t2, 1)}};
+    std::vector<float> a = ec.runner().forward(dc);
+    std::vector<float> b = eg.runner().forward(dg);
+    EXPECT_LT(rel_l2(b, a), 2e-2) << "decode step " << step;
+    std::vector<int32_t> ids = eg.runner().forward_greedy(dg);
+    ec.runner().forward(dc);  // keep the CPU side in step
+    ASSERT_EQ(ids.size(), 2u);
+    t1 = ids[0];
+    t2 = ids[1];
+  }
+}
+
+}  // namespace
+}  // namespace hwledger
