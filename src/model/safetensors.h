@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ops/tensor.h"
@@ -25,9 +26,26 @@ struct SafetensorsHeader {
   uint64_t data_offset = 0;  // 8 + N: where the data section starts in the file
 };
 
+// The safetensors header cap of the reference implementation (100 MB).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
+// Bytes per element of a safetensors dtype name ("BF16", "F8_E4M3", ...); 0 if unknown.
+size_t safetensors_dtype_bytes(std::string_view name);
+
+// Validates a header (its JSON text) against the size of the data section after it: known
+// dtypes, shapes of at most 8 dimensions, offsets inside the data, sizes equal to dtype x shape,
+// no two tensors sharing bytes, __metadata__ an object of strings. Throws InputError naming
+// `what` and the tensor. data_offset is left 0. Pure, for fuzzing.
+SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_t data_bytes,
+                                           std::string_view what);
+
 // Parses and validates a whole safetensors image (header and offsets against `size`).
 // `what` names the file in error messages. Exposed for the fuzz target.
 SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& what);
+
+// Reads and validates only the header of a file, not its data (the planner's exact parameter
+// counts need names, dtypes and shapes of checkpoints it never loads).
+SafetensorsHeader read_safetensors_header(const std::string& path);
 
 class SafetensorsFile {
  public:

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "model/safetensors.h"
 #include "util/error.h"
 
 namespace hwledger::planner {
@@ -19,25 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kMaxIndexBytes = 64ull << 20;
-constexpr size_t kMaxRank = 8;
-
-// Bytes per element of each safetensors dtype.
-int64_t safetensors_dtype_size(const std::string& dtype) {
-  static const std::map<std::string, int64_t> sizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1},
-      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},     {"U32", 4},
-      {"F32", 4},  {"I64", 8}, {"U64", 8}, {"F64", 8}};
-  auto it = sizes.find(dtype);
-  return it == sizes.end() ? 0 : it->second;
-}
-
-uint64_t json_offset(const json& value, std::string_view file, const std::string& name) {
-  if (!value.is_number_unsigned())
-    fail_input("{}: tensor \"{}\" has a data offset that is not a non-negative integer: {}", file,
-               name, value.dump());
-  return value.get<uint64_t>();
-}
-
 std::string read_text_file(const fs::path& path, uint64_t limit) {
   std::error_code error;
   uint64_t size = fs::file_size(path, error);
@@ -125,95 +107,25 @@ PlanTensor to_plan_tensor(const CheckpointTensor& tensor) {
 
 }  // namespace
 
+namespace {
+// The planner's view of a header parsed (and validated) by model/safetensors.
+std::vector<CheckpointTensor> to_checkpoint_tensors(const SafetensorsHeader& header) {
+  std::vector<CheckpointTensor> tensors;
+  tensors.reserve(header.tensors.size());
+  for (const auto& [name, entry] : header.tensors)
+    tensors.push_back(CheckpointTensor{name, entry.dtype_name, entry.shape, entry.end - entry.begin});
+  return tensors;
+}
+}  // namespace
+
 std::vector<CheckpointTensor> parse_safetensors_header(std::string_view header_json,
                                                        uint64_t data_bytes,
                                                        std::string_view file_name) {
-  json header = json::parse(header_json.begin(), header_json.end(), nullptr, false);
-  if (header.is_discarded()) fail_input("{}: the safetensors header is not valid JSON", file_name);
-  if (!header.is_object())
-    fail_input("{}: the safetensors header must be a JSON object, got {}", file_name,
-               header.type_name());
-  std::vector<CheckpointTensor> tensors;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object())
-        fail_input("{}: \"__metadata__\" must be an object of strings", file_name);
-      for (const auto& [key, value] : entry.items())
-        if (!value.is_string())
-          fail_input("{}: \"__metadata__\" entry \"{}\" is not a string", file_name, key);
-      continue;
-    }
-    if (!entry.is_object())
-      fail_input("{}: tensor \"{}\" must be an object {{dtype, shape, data_offsets}}", file_name,
-                 name);
-    CheckpointTensor tensor;
-    tensor.name = name;
-    auto dtype = entry.find("dtype");
-    if (dtype == entry.end() || !dtype->is_string())
-      fail_input("{}: tensor \"{}\" has no string \"dtype\"", file_name, name);
-    tensor.dtype = dtype->get<std::string>();
-    const int64_t element_size = safetensors_dtype_size(tensor.dtype);
-    if (element_size == 0)
-      fail_input("{}: tensor \"{}\" has unknown dtype \"{}\"", file_name, name, tensor.dtype);
-    auto shape = entry.find("shape");
-    if (shape == entry.end() || !shape->is_array() || shape->size() > kMaxRank)
-      fail_input("{}: tensor \"{}\" needs a \"shape\" list of at most {} dimensions", file_name,
-                 name, kMaxRank);
-    uint64_t elements = 1;
-    for (const json& dim : *shape) {
-      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > (uint64_t(1) << 40))
-        fail_input("{}: tensor \"{}\" has a bad dimension {} in its shape", file_name, name,
-                   dim.dump());
-      tensor.shape.push_back(int64_t(dim.get<uint64_t>()));
-      if (__builtin_mul_overflow(elements, dim.get<uint64_t>(), &elements))
-        fail_input("{}: tensor \"{}\" has a shape whose size overflows", file_name, name);
-    }
-    auto offsets = entry.find("data_offsets");
-    if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2)
-      fail_input("{}: tensor \"{}\" needs \"data_offsets\": [begin, end]", file_name, name);
-    const uint64_t begin = json_offset((*offsets)[0], file_name, name);
-    const uint64_t end = json_offset((*offsets)[1], file_name, name);
-    if (begin > end || end > data_bytes)
-      fail_input("{}: tensor \"{}\" has data_offsets [{}, {}] outside the {} bytes of data",
-                 file_name, name, begin, end, data_bytes);
-    uint64_t expected = 0;
-    if (__builtin_mul_overflow(elements, uint64_t(element_size), &expected) ||
-        expected != end - begin)
-      fail_input("{}: tensor \"{}\" is {} bytes in the file but its dtype {} and shape need {}",
-                 file_name, name, end - begin, tensor.dtype, expected);
-    tensor.bytes = end - begin;
-    ranges.emplace_back(begin, end);
-    tensors.push_back(std::move(tensor));
-  }
-  std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second)
-      fail_input("{}: two tensors overlap at data offset {}", file_name, ranges[i].first);
-  return tensors;
+  return to_checkpoint_tensors(hwledger::parse_safetensors_header(header_json, data_bytes, file_name));
 }
 
 std::vector<CheckpointTensor> read_safetensors_header(const fs::path& file) {
-  const std::string name = file.string();
-  std::error_code error;
-  const uint64_t file_size = fs::file_size(file, error);
-  if (error) fail_input("cannot read {}: {}", name, error.message());
-  if (file_size < 8)
-    fail_input("{}: {} bytes is too short for a safetensors file", name, file_size);
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail_input("cannot open {}", name);
-  std::array<unsigned char, 8> length_bytes{};
-  in.read(reinterpret_cast<char*>(length_bytes.data()), 8);
-  if (!in) fail_input("cannot read {}", name);
-  uint64_t header_length = 0;
-  for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | length_bytes[size_t(i)];
-  if (header_length > kMaxSafetensorsHeaderBytes || header_length > file_size - 8)
-    fail_input("{}: header length {} does not fit the file ({} bytes) or the {} byte cap", name,
-               header_length, file_size, kMaxSafetensorsHeaderBytes);
-  std::string header(header_length, '\0');
-  in.read(header.data(), std::streamsize(header_length));
-  if (!in) fail_input("cannot read the header of {}", name);
-  return parse_safetensors_header(header, file_size - 8 - header_length, name);
+  return to_checkpoint_tensors(hwledger::read_safetensors_header(file.string()));
 }
 
 std::optional<Checkpoint> read_checkpoint(const fs::path& model_dir) {

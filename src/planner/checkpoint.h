@@ -26,12 +26,9 @@ struct Checkpoint {
   uint64_t data_bytes = 0;                // sum of the tensors' stored bytes
 };
 
-// The safetensors header cap of the reference implementation (100 MB).
-constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
-
-// Validates one header (its JSON text) against the size of the data section after it: known
-// dtypes, non-negative shapes, offsets inside the data, sizes that match dtype x shape, no two
-// tensors overlapping. Throws InputError naming `file_name` and the tensor. Pure, for fuzzing.
+// One header's tensors, validated by model/safetensors (parse_safetensors_header: known dtypes,
+// shapes, offsets inside the data, sizes equal to dtype x shape, no overlaps). Throws InputError
+// naming `file_name` and the tensor. Pure, for fuzzing.
 std::vector<CheckpointTensor> parse_safetensors_header(std::string_view header_json,
                                                        uint64_t data_bytes,
                                                        std::string_view file_name);
