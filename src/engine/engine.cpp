@@ -110,9 +110,7 @@ void Engine::restart_kv_cache() {
   runner_ = std::make_unique<ModelRunner>(*model_, *kv_, *threads_);
 }
 
-int32_t argmax(const float* logits, int64_t n) {
-  return static_cast<int32_t>(std::max_element(logits, logits + n) - logits);
-}
+int32_t argmax(const float* logits, int64_t n) { return ops::argmax(logits, n); }
 
 std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, int64_t n,
                                              const std::function<bool(int32_t)>& on_token,

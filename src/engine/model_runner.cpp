@@ -31,9 +31,7 @@ std::vector<int32_t> ModelRunner::forward_greedy(std::span<BatchItem> batch) {
   const int64_t V = model_.config.vocab_size;
   std::vector<float>& logits = forward(batch);
   std::vector<int32_t> ids(logits.size() / static_cast<size_t>(V));
-  for (size_t r = 0; r < ids.size(); ++r)
-    ids[r] = static_cast<int32_t>(std::max_element(logits.begin() + r * V, logits.begin() + (r + 1) * V) -
-                                  (logits.begin() + r * V));
+  for (size_t r = 0; r < ids.size(); ++r) ids[r] = ops::argmax(logits.data() + r * V, V);
   return ids;
 }
 

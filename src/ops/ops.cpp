@@ -112,4 +112,9 @@ void attention(const Tensor& q, int64_t pos0, const PagedKVView& kv, float scale
   cpu::attention(q.as<float>(), q.dim(0), q.dim(1), pos0, kv, scale, window, out.as<float>(), *ctx.pool);
 }
 
+int32_t argmax(const float* v, int64_t n) {
+  if (n <= 0) fail("argmax: empty input ({} values)", n);
+  return cpu::argmax(v, n);
+}
+
 }  // namespace hwledger::ops

@@ -53,4 +53,8 @@ void kv_store(const Tensor& k, const Tensor& v, int64_t pos0, const PagedKVView&
 void attention(const Tensor& q, int64_t pos0, const PagedKVView& kv, float scale, int64_t window,
                Tensor& out, Context& ctx);
 
+// The index of the largest of v[0 .. n) in host memory, the first one on ties (as
+// torch.argmax); NaNs are never chosen over numbers. Greedy decoding over a whole vocabulary.
+int32_t argmax(const float* v, int64_t n);
+
 }  // namespace hwledger::ops

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/ops.h"
 #include "util/error.h"
 
 namespace hwledger {
@@ -34,14 +35,6 @@ float max_value(const float* v, int64_t n) {
   for (int k = 1; k < 8; ++k) best = lane[k] > best ? lane[k] : best;
   for (; i < n; ++i) best = v[i] > best ? v[i] : best;
   return best;
-}
-
-// The first index of the largest value, as torch.argmax.
-int32_t first_argmax(const float* v, int64_t n) {
-  const float best = max_value(v, n);
-  for (int64_t i = 0; i < n; ++i)
-    if (v[i] == best) return static_cast<int32_t>(i);
-  return static_cast<int32_t>(std::max_element(v, v + n) - v);  // NaNs only
 }
 
 // Best first; ties broken by the lower id so that results never depend on sort internals.
@@ -256,7 +249,7 @@ int32_t Sampler::sample(float* logits, int64_t V, SamplerWorkspace& ws, TokenEve
   double log_z = 0;
   float max_logit = 0, inv_t = 1;
   if (greedy_) {
-    chosen = first_argmax(logits, V);
+    chosen = ops::argmax(logits, V);
     if (want_logprobs) {
       max_logit = logits[chosen];
       double z = 0;

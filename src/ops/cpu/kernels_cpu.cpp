@@ -12,6 +12,26 @@ namespace hwledger::cpu {
 
 bool has_avx512() { return simd_level() == SimdLevel::AVX512; }
 
+int32_t argmax(const float* v, int64_t n) {
+  // The largest value first, in 8 independent lanes that the compiler vectorises (a loop that
+  // tracks the index runs ~20x slower over a 150k vocabulary), then its first position.
+  float lane[8];
+  std::fill(lane, lane + 8, v[0]);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] = v[i + k] > lane[k] ? v[i + k] : lane[k];
+  float best = lane[0];
+  for (int k = 1; k < 8; ++k) best = lane[k] > best ? lane[k] : best;
+  for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+  for (i = 0; i < n; ++i)
+    if (v[i] == best) return static_cast<int32_t>(i);
+  // best is NaN (v[0] was, and nothing compared greater): the first number's maximum, if any.
+  int64_t arg = -1;
+  for (i = 0; i < n; ++i)
+    if (!std::isnan(v[i]) && (arg < 0 || v[i] > v[arg])) arg = i;
+  return static_cast<int32_t>(arg < 0 ? 0 : arg);
+}
+
 void rms_norm(const float* x, const float* w, float eps, float* y, int64_t M, int64_t D, ThreadPool& pool) {
   auto rows = [&](size_t m0, size_t m1) {
     for (size_t m = m0; m < m1; ++m) {
