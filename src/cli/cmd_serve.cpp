@@ -13,6 +13,7 @@ void add_serve_command(CLI::App& app) {
   auto flags = std::make_shared<EngineFlags>();
   auto opts = std::make_shared<supervisor::SupervisorOptions>();
   auto api_key = std::make_shared<std::string>();
+  flags->default_to_cache_tiers();  // serving keeps the prefix cache on across restarts
   flags->add_to(cmd, false);
   cmd->add_option("--host", opts->host,
                   "address to listen on (default 127.0.0.1: this machine only)")
