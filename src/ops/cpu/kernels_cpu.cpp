@@ -277,11 +277,6 @@ void attention_task_generic(const float* q, int64_t pos, const PagedKVView& kv, 
 }
 }  // namespace
 
-// Calls with fewer query tokens (decode steps) take the one-row kernel, which keeps more
-// independent FMA chains in flight for a row or two; the tile kernel wins from here on
-// (bench/attention_bench).
-constexpr int64_t kAttentionTileMinTokens = 2;
-
 void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedKVView& kv,
                float scale, int64_t window, float* out, ThreadPool& pool) {
   const KVLayout& L = *kv.layout;
@@ -291,8 +286,7 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
     hi = pos0 + t + 1;
     lo = window > 0 && hi > window ? hi - window : 0;
   };
-  const bool simd = has_avx512() && hd % 16 == 0 && L.block_tokens % 16 == 0;
-  if (simd && T >= kAttentionTileMinTokens) {
+  if (has_avx512() && hd % 16 == 0 && L.block_tokens % 16 == 0) {
     // Tiles of up to kAttentionTileRows rows that share a KV head: `heads` heads of its group
     // for `tokens` consecutive tokens. Tiles of later tokens (more keys) are handed out first.
     const int64_t heads = std::min<int64_t>(group, kAttentionTileRows);
@@ -324,13 +318,8 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
     if (row.size() < static_cast<size_t>(hd)) row.resize(hd);
     for (size_t task = b; task < e; ++task) {
       int64_t t = static_cast<int64_t>(task) / nh, h = static_cast<int64_t>(task) % nh;
-      const float* qr = q + (t * nh + h) * hd;
-      float* o = out + (t * nh + h) * hd;
-      if (simd && hd <= 256)
-        attention_task_avx512(qr, pos0 + t, kv, h, h / group, scale, window, scores.data(), o);
-      else
-        attention_task_generic(qr, pos0 + t, kv, h / group, scale, window, scores.data(),
-                               row.data(), o);
+      attention_task_generic(q + (t * nh + h) * hd, pos0 + t, kv, h / group, scale, window,
+                             scores.data(), row.data(), out + (t * nh + h) * hd);
     }
   });
 }

@@ -30,9 +30,6 @@ void attention(const float* q, int64_t T, int64_t nh, int64_t pos0, const PagedK
 // (the level in effect per ops/cpu/simd.h, so HWLEDGER_SIMD and tests can lower it).
 bool has_avx512();
 void swiglu_avx512(const float* gate, const float* up, float* out, int64_t n);
-// One query row of one head over keys max(0, pos+1-window) .. pos (decode steps).
-void attention_task_avx512(const float* q, int64_t pos, const PagedKVView& kv, int64_t head,
-                           int64_t kv_head, float scale, int64_t window, float* scores, float* out);
 
 // One query row of a flash-style attention tile: q[hd] (unscaled) attends over keys [lo, hi)
 // and writes out[hd].
@@ -45,7 +42,7 @@ struct AttentionRow {
 // read from memory once per tile, so more rows means less traffic; 64 rows of queries and
 // outputs (2 x 32 KB at head_dim 128) stay in L2 (bench/attention_bench: 1.5x over 16 rows).
 inline constexpr int kAttentionTileRows = 64;
-// Attention of n_rows <= kAttentionTileRows rows that all read KV head kv_head (prefill).
+// Attention of n_rows <= kAttentionTileRows rows that all read KV head kv_head.
 void attention_tile_avx512(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
                            int64_t kv_head, float scale);
 
