@@ -1,6 +1,7 @@
 #include "engine/cuda_runner.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -58,10 +59,17 @@ CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
   const DType wt = model.layers.empty() ? model.lm_head.dtype : model.layers[0].wq.dtype;
   act_ = wt == DType::F32 ? DType::F32 : wt == DType::F16 ? DType::F16 : DType::BF16;
   if (const char* g = std::getenv("HWLEDGER_CUDA_GRAPHS")) graphs_ = std::string(g) != "0";
+  if (const char* p = std::getenv("HWLEDGER_CUDA_PROFILE"); p && std::string(p) == "1") {
+    profile_ = std::make_unique<cuda::StageProfile>(*ctx_);
+    graphs_ = false;  // events between stages: plain launches
+  }
   upload_weights();
 }
 
 CudaRunner::~CudaRunner() {
+  if (profile_)
+    std::fprintf(stderr, "CUDA stage times (HWLEDGER_CUDA_PROFILE):\n%s",
+                 profile_->report().c_str());
   clear_graphs();
   cuda::host_free_pinned(staging_h_);
   cuda::host_free_pinned(out_h_);
@@ -292,8 +300,15 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
   cuda::Context& cx = *ctx_;
   auto* sd = static_cast<uint8_t*>(staging_d_.get());
   auto f32 = [](const cuda::DevicePtr& p) { return static_cast<float*>(p.get()); };
+  // Stage names say whether the step is a decode step (one row per sequence) or prefill.
+  const bool dec = st.max_new == 1;
+  auto mark = [&](const char* decode_name, const char* prefill_name) {
+    if (profile_) profile_->mark(dec ? decode_name : prefill_name);
+  };
+  if (profile_) profile_->start();
 
   cuda::copy_h2d(sd, staging_h_, st.bytes, cx);
+  mark("d.upload", "p.upload");
   cuda::PagedBatch pb;
   pb.n_seqs = st.n_seqs;
   pb.n_rows = T;
@@ -309,24 +324,34 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
 
   cuda::embedding(embed_.get(), model_.embed.dtype,
                   reinterpret_cast<const int32_t*>(sd + st.off_ids), f32(x_), T, H, V, cx);
+  mark("d.embed", "p.embed");
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& w = layers_[l];
     cuda::set_geometry(pb, pool_.layout(), l);
     // Attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v)).
     cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), act_, T, H, cx);
+    mark("d.norm", "p.norm");
     cuda::gemm(h_.get(), w.wqkv.get(), act_, qkv_.get(), DType::F32, T, NQKV, H, NQKV, false, cx);
+    mark("d.qkv_gemm", "p.qkv_gemm");
     cuda::qkv_finish(f32(qkv_), NQKV, f32(w.bqkv), f32(w.q_norm), f32(w.k_norm), eps, cos, sin, nh,
                      f32(q_), pb, cx);
+    mark("d.qkv_finish", "p.qkv_finish");
     cuda::attention(f32(q_), pb, nh, scale, c.window(l), attn_.get(), act_, cx);
+    mark("d.attention", "p.attention");
     cuda::gemm(attn_.get(), w.wo.get(), act_, x_.get(), DType::F32, T, H, Q, H, true, cx);
     if (w.bo) cuda::add_bias(f32(x_), f32(w.bo), T, H, H, cx);
+    mark("d.o_gemm", "p.o_gemm");
     // MLP block: x += down(silu(gate(h)) * up(h)).
     cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), act_, T, H, cx);
+    mark("d.norm", "p.norm");
     cuda::gemm(h_.get(), w.wgu.get(), act_, gu_.get(), DType::F32, T, 2 * F, H, 2 * F, false, cx);
     if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
+    mark("d.gu_gemm", "p.gu_gemm");
     cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), act_, T, F, cx);
+    mark("d.swiglu", "p.swiglu");
     cuda::gemm(act_f_.get(), w.wdown.get(), act_, x_.get(), DType::F32, T, H, F, H, true, cx);
     if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
+    mark("d.down_gemm", "p.down_gemm");
     if (hook && l + 1 < c.num_layers) {
       hidden_.resize(static_cast<size_t>(T * H));
       cuda::copy_d2h(hidden_.data(), x_.get(), hidden_.size() * 4, cx);
@@ -345,12 +370,14 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
   cuda::rms_norm(f32(x_), f32(final_norm_), eps, seln_.get(), act_, st.rows, H, cx,
                  reinterpret_cast<const int32_t*>(sd + st.off_sel));
   cuda::gemm(seln_.get(), lm_head_, act_, logits_d_.get(), DType::F32, st.rows, V, H, V, false, cx);
+  mark("d.lm_head", "p.lm_head");
   if (greedy) {
     cuda::argmax_rows(f32(logits_d_), st.rows, V, static_cast<int32_t*>(ids_d_.get()), cx);
     cuda::copy_d2h(out_h_, ids_d_.get(), static_cast<size_t>(st.rows) * 4, cx);
   } else {
     cuda::copy_d2h(out_h_, logits_d_.get(), static_cast<size_t>(st.rows * V) * 4, cx);
   }
+  mark("d.out", "p.out");
 }
 
 void CudaRunner::run(std::span<BatchItem> batch, const LayerHook& hook, bool greedy) {
@@ -392,6 +419,7 @@ void CudaRunner::run(std::span<BatchItem> batch, const LayerHook& hook, bool gre
     enqueue(st, hook, greedy);
   }
   ctx_->synchronize();
+  if (profile_) profile_->collect();
   for (auto& item : batch) item.kv->n_tokens += static_cast<int64_t>(item.tokens.size());
   // Results came back to pinned memory (graphs need it); hand them out in vectors.
   if (greedy)

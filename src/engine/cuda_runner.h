@@ -83,6 +83,7 @@ class CudaRunner {
   std::vector<int32_t> ids_;
   std::vector<float> hidden_;
 
+  std::unique_ptr<cuda::StageProfile> profile_;  // HWLEDGER_CUDA_PROFILE=1: per-stage times (no graphs)
   bool graphs_ = true;
   std::map<std::tuple<int64_t, int, bool>, void*> graphs_cache_;  // (T, width, greedy) -> graph
   void clear_graphs();

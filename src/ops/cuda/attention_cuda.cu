@@ -4,6 +4,7 @@
 // The cache layout is ops/paged_kv.h's: per block, layer, KV head: K [hd][bt], V [bt][hd].
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -265,6 +266,156 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
   }
 }
 
+// The decode kernel for 16-bit KV and head_dim 64/128: block (row, kv head, 64 keys), 128
+// threads, every cache read a 16-byte load with all of a thread's loads issued together (K:
+// 8 tokens of one dim; V: 8 dims of one token). Same partial outputs as split_attn_kernel.
+constexpr int kSplitV = 64;
+
+// HWLEDGER_CUDA_VEC_ATTN=0 keeps decode on the scalar split kernel (comparisons).
+bool vec_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HWLEDGER_CUDA_VEC_ATTN");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
+template <typename KT, int G, int HD>
+__global__ __launch_bounds__(128) void split_attn_vec_kernel(
+    const float* __restrict__ q, Geo g, int64_t nh, float scale, int64_t window, int64_t row0,
+    int n_splits, float* __restrict__ part_o, float* __restrict__ part_ml) {
+  constexpr int DG = 16;             // phase A: dim groups (a warp holds 2 token groups)
+  constexpr int DPT = HD / DG;       // dims per thread
+  constexpr int DC = HD / 8;         // phase C: 8-dim chunks per row
+  constexpr int KG = 128 / DC;       // key groups
+  constexpr int KPT = kSplitV / KG;  // keys per thread
+  __shared__ float qs[G][HD];
+  __shared__ float sc[G][kSplitV];
+  __shared__ float red[KG][G][HD];
+  const int64_t row = row0 + blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  const int tid = threadIdx.x;
+  int s;
+  int64_t pos;
+  row_pos(g, row, s, pos);
+  const int64_t n_keys = pos + 1;
+  const int64_t lo = window > 0 && n_keys > window ? n_keys - window : 0;
+  const int64_t k0 = split * kSplitV;
+  const int64_t k_begin = max(lo, k0), k_end = min(n_keys, k0 + kSplitV);
+  const int64_t part = ((blockIdx.x * nh + kvh * G) * n_splits + split);
+  if (k_begin >= k_end) {  // the combine skips splits with l = 0 without reading o
+    if (tid < G) {
+      part_ml[(part + tid * n_splits) * 2] = -FLT_MAX;
+      part_ml[(part + tid * n_splits) * 2 + 1] = 0.0f;
+    }
+    return;
+  }
+  for (int i = tid; i < G * HD; i += 128)
+    qs[i / HD][i % HD] = q[row * nh * HD + (kvh * G + i / HD) * HD + i % HD] * scale;
+  __syncthreads();
+
+  // Scores: thread (token group tg, dim group dg): 8 tokens x DPT dims.
+  {
+    const int tg = tid / DG, dg = tid % DG;
+    const int64_t key = k0 + tg * 8;
+    float acc[G][8];
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[j][e] = 0.0f;
+    if (key < k_end) {
+      const KT* K = k_head<KT>(g, s, key, kvh) + key % g.bt;
+      uint4 kv[DPT];
+#pragma unroll
+      for (int i = 0; i < DPT; ++i)
+        kv[i] = *reinterpret_cast<const uint4*>(K + (dg + i * DG) * g.bt);
+#pragma unroll
+      for (int i = 0; i < DPT; ++i) {
+        const KT* kp = reinterpret_cast<const KT*>(&kv[i]);
+#pragma unroll
+        for (int j = 0; j < G; ++j) {
+          const float qd = qs[j][dg + i * DG];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[j][e] += qd * to_f32(kp[e]);
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        float v = acc[j][e];
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        acc[j][e] = v;
+      }
+    if (dg == 0)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const int64_t kk = key + e;
+        const bool ok = kk >= k_begin && kk < k_end;
+#pragma unroll
+        for (int j = 0; j < G; ++j) sc[j][tg * 8 + e] = ok ? acc[j][e] : -INFINITY;
+      }
+  }
+  __syncthreads();
+  // Softmax over the 64 keys: warp w handles heads w, w + 4, ...
+  const int warp = tid / 32, lane = tid % 32;
+  for (int j = warp; j < G; j += 4) {
+    const float a = sc[j][lane], b = sc[j][lane + 32];
+    float m = fmaxf(a, b);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    const float pa = __expf(a - m), pb = __expf(b - m);
+    float l = pa + pb;
+    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+    sc[j][lane] = pa;
+    sc[j][lane + 32] = pb;
+    if (lane == 0) {
+      part_ml[(part + j * n_splits) * 2] = m;
+      part_ml[(part + j * n_splits) * 2 + 1] = l;
+    }
+  }
+  __syncthreads();
+  // Values: thread (key group kg, dim chunk dc): keys kg, kg + KG, ... x 8 dims.
+  {
+    const int kg = tid / DC, dc = tid % DC;
+    float o[G][8];
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[j][e] = 0.0f;
+    uint4 vv[KPT];
+#pragma unroll
+    for (int i = 0; i < KPT; ++i) {
+      const int64_t kk = k0 + kg + i * KG;
+      vv[i] = kk < k_end ? *reinterpret_cast<const uint4*>(v_head<KT>(g, s, kk, kvh) +
+                                                           (kk % g.bt) * HD + dc * 8)
+                         : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int i = 0; i < KPT; ++i) {
+      const KT* vp = reinterpret_cast<const KT*>(&vv[i]);
+#pragma unroll
+      for (int j = 0; j < G; ++j) {
+        const float p = sc[j][kg + i * KG];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[j][e] += p * to_f32(vp[e]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) red[kg][j][dc * 8 + e] = o[j][e];
+  }
+  __syncthreads();
+  for (int i = tid; i < G * HD; i += 128) {
+    const int j = i / HD, d = i % HD;
+    float t = 0;
+#pragma unroll
+    for (int u = 0; u < KG; ++u) t += red[u][j][d];
+    part_o[(part + j * n_splits) * HD + d] = t;
+  }
+}
+
 template <typename O>
 __global__ void combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml,
                                int n_splits, int64_t nh, int64_t hd, int64_t row0,
@@ -279,8 +430,10 @@ __global__ void combine_kernel(const float* __restrict__ part_o, const float* __
   const float inv = L > 0 ? 1.0f / L : 0.0f;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float t = 0;
-    for (int sp = 0; sp < n_splits; ++sp)
+    for (int sp = 0; sp < n_splits; ++sp) {
+      if (part_ml[(base + sp) * 2 + 1] == 0.0f) continue;  // an empty split wrote no o
       t += part_o[(base + sp) * hd + d] * __expf(part_ml[(base + sp) * 2] - M);
+    }
     out[(row0 + r) * nh * hd + h * hd + d] = from_f32<O>(t * inv);
   }
 }
@@ -537,7 +690,11 @@ void launch_flash(const float* q, const Geo& g, const PagedBatch& b, int64_t nh,
 template <typename KT, typename O, int G>
 void launch_split(const float* q, const Geo& g, const PagedBatch& b, int64_t nh, float scale,
                   int64_t window, O* out, Context& ctx) {
-  const int n_splits = (b.max_ctx + kSplit - 1) / kSplit;
+  // 16-bit KV with head_dim 64/128: the vectorised kernel on 64-key splits.
+  constexpr bool vec_type = !std::is_same_v<KT, float>;
+  const bool vec = vec_type && (g.hd == 64 || g.hd == 128) && vec_enabled();
+  const int split_keys = vec ? kSplitV : kSplit;
+  const int n_splits = (b.max_ctx + split_keys - 1) / split_keys;
   // Partials for a chunk of rows at a time, within 256 MiB of scratch.
   const int64_t per_row = nh * n_splits * (g.hd + 2) * 4;
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(b.n_rows, (256ll << 20) / per_row));
@@ -545,9 +702,18 @@ void launch_split(const float* q, const Geo& g, const PagedBatch& b, int64_t nh,
   float* part_ml = part_o + chunk * nh * n_splits * g.hd;
   for (int64_t row0 = 0; row0 < b.n_rows; row0 += chunk) {
     const int64_t rows = std::min(chunk, b.n_rows - row0);
-    split_attn_kernel<KT, G>
-        <<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(g.nkv), n_splits), kSplit, 0,
-           stream_of(ctx)>>>(q, g, nh, scale, window, row0, n_splits, part_o, part_ml);
+    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(g.nkv), n_splits);
+    if constexpr (vec_type) {
+      if (vec && g.hd == 128)
+        split_attn_vec_kernel<KT, G, 128><<<grid, 128, 0, stream_of(ctx)>>>(
+            q, g, nh, scale, window, row0, n_splits, part_o, part_ml);
+      else if (vec)
+        split_attn_vec_kernel<KT, G, 64><<<grid, 128, 0, stream_of(ctx)>>>(
+            q, g, nh, scale, window, row0, n_splits, part_o, part_ml);
+    }
+    if (!vec)
+      split_attn_kernel<KT, G><<<grid, kSplit, 0, stream_of(ctx)>>>(q, g, nh, scale, window, row0,
+                                                                    n_splits, part_o, part_ml);
     CUDA_LAUNCH_CHECK();
     combine_kernel<O>
         <<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(nh)), 128, 0, stream_of(ctx)>>>(

@@ -101,6 +101,22 @@ class Timer {
   void* b_ = nullptr;
 };
 
+// Device time per stage of enqueued work (HWLEDGER_CUDA_PROFILE=1 in CudaRunner): events
+// between stages, summed by stage name over steps.
+class StageProfile {
+ public:
+  explicit StageProfile(Context& ctx);
+  ~StageProfile();
+  void start();                  // begins a step
+  void mark(const char* stage);  // the work enqueued since the last mark belongs to `stage`
+  void collect();                // after the step's synchronize: adds its times
+  std::string report() const;    // one line per stage: total ms, share, calls
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // ---- raw kernels (device pointers; all enqueue on ctx's stream) -------------------------------
 
 // y[M, N] (beta=1: +=) x[M, K] · w[N, K]ᵀ; x and w the same type (bf16, f16 or f32, f32 with

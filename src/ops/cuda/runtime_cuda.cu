@@ -1,5 +1,6 @@
 // Device memory, the per-device context (stream + cuBLAS), graphs, probes and the GEMM.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -175,6 +176,66 @@ double Timer::stop() {
   float ms = 0;
   CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a_), static_cast<cudaEvent_t>(b_)));
   return ms / 1e3;
+}
+
+struct StageProfile::Impl {
+  Context* ctx;
+  std::vector<cudaEvent_t> pool;
+  std::vector<std::pair<const char*, cudaEvent_t>> step;
+  std::vector<std::pair<std::string, std::pair<double, long>>> totals;  // in first-seen order
+  cudaEvent_t event() {
+    if (step.size() < pool.size()) return pool[step.size()];
+    cudaEvent_t e;
+    CUDA_CHECK(cudaEventCreate(&e));
+    pool.push_back(e);
+    return e;
+  }
+};
+
+StageProfile::StageProfile(Context& ctx) : impl_(std::make_unique<Impl>()) {
+  impl_->ctx = &ctx;
+}
+StageProfile::~StageProfile() {
+  for (cudaEvent_t e : impl_->pool) cudaEventDestroy(e);
+}
+void StageProfile::start() {
+  impl_->step.clear();
+  mark("");
+}
+void StageProfile::mark(const char* stage) {
+  cudaEvent_t e = impl_->event();
+  CUDA_CHECK(cudaEventRecord(e, stream_of(*impl_->ctx)));
+  impl_->step.emplace_back(stage, e);
+}
+void StageProfile::collect() {
+  auto& st = impl_->step;
+  for (size_t i = 1; i < st.size(); ++i) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, st[i - 1].second, st[i].second));
+    auto it = std::find_if(impl_->totals.begin(), impl_->totals.end(),
+                           [&](const auto& t) { return t.first == st[i].first; });
+    if (it == impl_->totals.end()) {
+      impl_->totals.push_back({st[i].first, {0.0, 0}});
+      it = impl_->totals.end() - 1;
+    }
+    it->second.first += ms;
+    it->second.second += 1;
+  }
+  st.clear();
+}
+std::string StageProfile::report() const {
+  double total = 0;
+  for (const auto& t : impl_->totals) total += t.second.first;
+  std::string r;
+  char line[160];
+  for (const auto& t : impl_->totals) {
+    std::snprintf(line, sizeof line, "  %-14s %10.3f ms %5.1f%% %8ld calls %8.2f us/call\n",
+                  t.first.c_str(), t.second.first, 100 * t.second.first / std::max(total, 1e-9),
+                  t.second.second, 1e3 * t.second.first / std::max<long>(t.second.second, 1));
+    r += line;
+  }
+  std::snprintf(line, sizeof line, "  %-14s %10.3f ms\n", "total", total);
+  return r + line;
 }
 
 namespace {

@@ -78,6 +78,17 @@ void Timer::start() {
 double Timer::stop() {
   no_cuda();
 }
+struct StageProfile::Impl {};
+StageProfile::StageProfile(Context&) {
+  no_cuda();
+}
+StageProfile::~StageProfile() = default;
+void StageProfile::start() {}
+void StageProfile::mark(const char*) {}
+void StageProfile::collect() {}
+std::string StageProfile::report() const {
+  return {};
+}
 void gemm(const void*, const void*, DType, void*, DType, int64_t, int64_t, int64_t, int64_t, bool,
           Context&) {
   no_cuda();
