@@ -117,4 +117,9 @@ int32_t argmax(const float* v, int64_t n) {
   return cpu::argmax(v, n);
 }
 
+float max_value(const float* v, int64_t n) {
+  if (n <= 0) fail("max_value: empty input ({} values)", n);
+  return cpu::max_value(v, n);
+}
+
 }  // namespace hwledger::ops

@@ -56,5 +56,7 @@ void attention(const Tensor& q, int64_t pos0, const PagedKVView& kv, float scale
 // The index of the largest of v[0 .. n) in host memory, the first one on ties (as
 // torch.argmax); NaNs are never chosen over numbers. Greedy decoding over a whole vocabulary.
 int32_t argmax(const float* v, int64_t n);
+// The largest of v[0 .. n) in host memory (softmax normalisers over a vocabulary).
+float max_value(const float* v, int64_t n);
 
 }  // namespace hwledger::ops

@@ -23,20 +23,6 @@ uint32_t weight_bucket(float w) {
 }
 constexpr uint32_t kWeightBuckets = (0x3F800000u >> 20) + 1;  // 1.0f is the largest weight
 
-// The largest value, in 8 independent lanes so that the compiler vectorises it (std::max_element
-// tracks an index and runs ~20x slower over a 150k vocabulary).
-float max_value(const float* v, int64_t n) {
-  float lane[8];
-  std::fill(lane, lane + 8, v[0]);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) lane[k] = v[i + k] > lane[k] ? v[i + k] : lane[k];
-  float best = lane[0];
-  for (int k = 1; k < 8; ++k) best = lane[k] > best ? lane[k] : best;
-  for (; i < n; ++i) best = v[i] > best ? v[i] : best;
-  return best;
-}
-
 // Best first; ties broken by the lower id so that results never depend on sort internals.
 struct ByProbDesc {
   const float* probs;
@@ -111,7 +97,7 @@ Candidates truncate_distribution(const float* logits, int64_t V, float temperatu
   ws.resize(V);
   float* probs = ws.probs.data();
   int32_t* order = ws.order.data();
-  const float max_logit = max_value(logits, V);
+  const float max_logit = ops::max_value(logits, V);
   const float inv_t = 1.0f / temperature;
   auto weight = [&](float logit) { return std::exp((logit - max_logit) * inv_t); };  // best: 1
   const ByProbDesc better{probs};
@@ -273,7 +259,7 @@ int32_t Sampler::sample(float* logits, int64_t V, SamplerWorkspace& ws, TokenEve
       if (chosen < 0) chosen = c.ids[c.n - 1];  // rounding at the very top of the range
     }
     if (want_logprobs) {  // the untruncated distribution of logits / T
-      max_logit = max_value(logits, V);
+      max_logit = ops::max_value(logits, V);
       inv_t = 1.0f / params_.temperature;
       double z = 0;
       for (int64_t i = 0; i < V; ++i) z += std::exp((logits[i] - max_logit) * inv_t);

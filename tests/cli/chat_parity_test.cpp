@@ -55,26 +55,19 @@ TEST_F(ChatParity, RunChatAndBothHttpApisGiveTheSameGreedyText) {
   ASSERT_GT(port, 0) << serve.read_log();
   const json messages = json::array({{{"role", "user"}, {"content", question}}});
 
-  const json openai = json::parse(
-      http_body(http_request(port, "POST", "/v1/chat/completions",
-                             json{{"model", "qwen3-mini"},
-                                  {"messages", messages},
-                                  {"max_tokens", kTokens},
-                                  {"temperature", 0}}
-                                 .dump())),
-      nullptr, false);
+  auto ask = [&](const std::string& path) {
+    const json body = {{"model", "qwen3-mini"},
+                       {"messages", messages},
+                       {"max_tokens", kTokens},
+                       {"temperature", 0}};
+    return json::parse(http_body(http_request(port, "POST", path, body.dump())), nullptr, false);
+  };
+  const json openai = ask("/v1/chat/completions");
   ASSERT_TRUE(openai.contains("choices")) << openai.dump() << serve.read_log();
   EXPECT_EQ(openai["choices"][0]["message"]["content"].get<std::string>(), from_run);
   EXPECT_EQ(openai["usage"]["completion_tokens"], kTokens) << openai.dump();
 
-  const json anthropic = json::parse(
-      http_body(http_request(port, "POST", "/v1/messages",
-                             json{{"model", "qwen3-mini"},
-                                  {"messages", messages},
-                                  {"max_tokens", kTokens},
-                                  {"temperature", 0}}
-                                 .dump())),
-      nullptr, false);
+  const json anthropic = ask("/v1/messages");
   ASSERT_TRUE(anthropic.contains("content")) << anthropic.dump();
   ASSERT_FALSE(anthropic["content"].empty()) << anthropic.dump();
   EXPECT_EQ(anthropic["content"][0]["text"].get<std::string>(), from_run);

@@ -20,6 +20,8 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPoo
 // k, v: [T, nkv*hd] for positions pos0 .. pos0+T-1, converted to the layout's dtype (q8_0 and
 // q4_0 quantize each token's head vectors; the block layout is in ops/paged_kv.h)
 void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const PagedKVView& kv);
+// The largest of v[0 .. n), n > 0 (v[0] if it is NaN and nothing compares greater).
+float max_value(const float* v, int64_t n);
 // The first index of the largest of v[0 .. n), n > 0.
 int32_t argmax(const float* v, int64_t n);
 // q: [T, nh, hd]; out: [T, nh*hd]. Causal, over the last `window` keys if window > 0.
