@@ -360,6 +360,8 @@ void Scheduler::Impl::step() {
   for (size_t i = 0; i < batch.size(); ++i) before[i] = batch[i].kv->n_tokens;
   try {
     logits = &engine.runner().forward(batch);
+    std::lock_guard lock(mu);
+    ++counters.steps_total;
   } catch (const std::exception& e) {
     for (Request* r : batch_owner) finish(*r, StopReason::Error, fmt::format("forward pass failed: {}", e.what()));
     return;

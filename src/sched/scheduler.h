@@ -86,6 +86,7 @@ struct SchedulerStats {
   int64_t queued = 0, running = 0;
   int64_t requests_total = 0, requests_rejected = 0;
   int64_t prompt_tokens_total = 0, cached_tokens_total = 0, generated_tokens_total = 0;
+  int64_t steps_total = 0;  // forward passes run (one per step, for the whole batch)
 };
 
 class Scheduler {

@@ -517,9 +517,12 @@ TEST(Scheduler, LogprobsArriveWithTheTokens) {
   }
 }
 
-// Aggregate decode throughput of 8 requests batched vs one alone. On the demo model this is a
-// smoke check; HWLEDGER_SCHED_BENCH_MODEL=<dir> runs it on a real-sized model (docs/scheduler.md).
-TEST(SchedulerThroughput, BatchingEightBeatsOne) {
+// Continuous batching: 8 requests submitted together decode in one shared forward pass per
+// step, so they take about as many steps as one request alone, not 8 times as many. (Steps are
+// counted, not timed: the aggregate tok/s is printed and recorded for information only; the
+// speed-up is measured by benchmarks, docs/benchmarks.md. HWLEDGER_SCHED_BENCH_MODEL=<dir> runs
+// it on a real-sized model, docs/scheduler.md.)
+TEST(SchedulerThroughput, EightRequestsShareEachStep) {
   const char* model = std::getenv("HWLEDGER_SCHED_BENCH_MODEL");
   EngineOptions o;
   o.threads = 2;
@@ -528,6 +531,10 @@ TEST(SchedulerThroughput, BatchingEightBeatsOne) {
   o.cache.enabled = false;
   Engine engine(model ? model : testing::demo_model_dir(), o);
   const int64_t new_tokens = model ? 16 : 64;
+  struct Run {
+    double tok_s;
+    int64_t steps;
+  };
   auto run = [&](int n) {
     Scheduler s(engine, options(/*max_running=*/8, /*prefill_chunk=*/256));
     std::vector<std::shared_ptr<RecordingSink>> sinks;
@@ -543,23 +550,24 @@ TEST(SchedulerThroughput, BatchingEightBeatsOne) {
       sinks.push_back(sink);
       EXPECT_TRUE(s.submit(request("", prompt_ids(16, i), new_tokens), sink));
     }
-    for (auto& sink : sinks) EXPECT_TRUE(sink->wait(600));
+    for (auto& sink : sinks) {
+      EXPECT_TRUE(sink->wait(600));
+      EXPECT_EQ(sink->result.completion_tokens, new_tokens);
+    }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return n * (new_tokens - 1) / secs;
+    return Run{n * (new_tokens - 1) / secs, s.stats().steps_total};
   };
   run(1);  // warm up
-  // The engine's own loop, for the scheduler's per-step overhead.
-  const auto t0 = std::chrono::steady_clock::now();
-  engine.generate_greedy(prompt_ids(16, 0), new_tokens);
-  const double direct = new_tokens / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double one = run(1), eight = run(8);
-  std::printf("decode throughput: Engine::generate_greedy %.1f tok/s (incl. prefill); scheduler: 1 sequence "
-              "%.1f tok/s, 8 sequences %.1f tok/s (%.2fx)\n",
-              direct, one, eight, eight / one);
-  RecordProperty("tok_s_1", std::to_string(one));
-  RecordProperty("tok_s_8", std::to_string(eight));
-  // The demo model is so small that per-step costs, not the matmuls, dominate.
-  EXPECT_GE(eight / one, model ? 3.0 : 1.5);
+  const Run one = run(1), eight = run(8);
+  std::printf("scheduler decode: 1 sequence %.1f tok/s in %lld steps, 8 sequences %.1f tok/s in %lld "
+              "steps (%.2fx)\n",
+              one.tok_s, static_cast<long long>(one.steps), eight.tok_s,
+              static_cast<long long>(eight.steps), eight.tok_s / one.tok_s);
+  RecordProperty("tok_s_1", std::to_string(one.tok_s));
+  RecordProperty("tok_s_8", std::to_string(eight.tok_s));
+  EXPECT_GE(one.steps, new_tokens);
+  // Requests admitted a step or two apart add a few steps; unbatched they would take 8x.
+  EXPECT_LE(eight.steps, one.steps + 8) << "8 requests did not share their steps";
 }
 
 }  // namespace
