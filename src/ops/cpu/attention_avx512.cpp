@@ -45,7 +45,9 @@ inline __m512i interleave_hi() {
 }
 
 // The cache lines of [p, p + bytes): the next block is in another page, where the hardware
-// prefetchers do not follow.
+// prefetchers do not follow. The next block's keys are asked for before this block's scores and
+// its values before this block's weighted sum: 256 lines at once stall on full miss buffers
+// (decode at 16k contexts: 15% slower).
 inline void prefetch(const uint8_t* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64)
     _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
@@ -269,10 +271,8 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
     const int64_t base = b * bt;
     const int64_t n = std::min(bt, hi - base);  // keys of this block that any row needs
     const uint8_t* block = kv.blocks[b];
-    if ((b + 1) * bt < hi) {
-      prefetch(kv.blocks[b + 1] + k_head, L.head_bytes());
-      prefetch(kv.blocks[b + 1] + v_head, L.head_bytes());
-    }
+    const bool more = (b + 1) * bt < hi;
+    if (more) prefetch(kv.blocks[b + 1] + k_head, L.head_bytes());
     // The block's keys and values in f32 (f32 caches are read in place). Keys past n are
     // scored but masked; values past n are never read (they may be unwritten memory).
     // f32/f16/bf16 keys and values are read in place (converted as loaded, which keeps the
@@ -324,6 +324,7 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
       sc.l[r] = sc.l[r] * sc.alpha[r] + _mm512_reduce_add_ps(vsum);
       sc.m[r] = m_new;
     }
+    if (more) prefetch(kv.blocks[b + 1] + v_head, L.head_bytes());
     accumulate_rows_n<TE>(n_rows, o, hd, sc.alpha, s, bt, vf, n);
   }
 
