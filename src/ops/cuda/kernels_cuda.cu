@@ -25,10 +25,12 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
   __shared__ float red[32];
   const float* row = x + (rows ? rows[blockIdx.x] : static_cast<int64_t>(blockIdx.x)) * D;
   float ss = 0;
+#pragma unroll 8  // loads in flight: a decode step's norm is one row, latency-bound
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) ss += row[i] * row[i];
   ss = block_sum<256>(ss, red);
   const float r = rsqrtf(ss / static_cast<float>(D) + eps);
   O* o = out + blockIdx.x * D;
+#pragma unroll 8
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = from_f32<O>(row[i] * r * w[i]);
 }
 

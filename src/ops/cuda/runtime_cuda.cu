@@ -279,7 +279,7 @@ __global__ __launch_bounds__(256) void gemv_kernel(const T* __restrict__ x, cons
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  constexpr int U = 4;
+  constexpr int U = 8;  // K = 4096: two rounds of loads per lane
   int64_t c = lane;
   for (; c + 32 * (U - 1) < chunks; c += 32 * U) {
     uint4 wv[U];
