@@ -58,6 +58,10 @@ CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
   ctx_ = std::make_unique<cuda::Context>(device);
   const DType wt = model.layers.empty() ? model.lm_head.dtype : model.layers[0].wq.dtype;
   act_ = wt == DType::F32 ? DType::F32 : wt == DType::F16 ? DType::F16 : DType::BF16;
+  // HWLEDGER_CUDA_ACT=f32: weights upcast to f32 and f32 products (TF32 off) - the fp32
+  // arithmetic of the references, for checking the kernels end to end at fp32 tolerance.
+  if (const char* a = std::getenv("HWLEDGER_CUDA_ACT"); a && std::string(a) == "f32")
+    act_ = DType::F32;
   if (const char* g = std::getenv("HWLEDGER_CUDA_GRAPHS")) graphs_ = std::string(g) != "0";
   if (const char* p = std::getenv("HWLEDGER_CUDA_PROFILE"); p && std::string(p) == "1") {
     profile_ = std::make_unique<cuda::StageProfile>(*ctx_);

@@ -53,6 +53,26 @@ TEST(CudaEngine, GoldensPassUnderBf16Criteria) {
     }
 }
 
+// With f32 activations and weights (HWLEDGER_CUDA_ACT=f32) and f32 KV the GPU does the
+// references' fp32 arithmetic: SPEC's fp32 tolerance (max-relative 1e-3, greedy identical).
+TEST(CudaEngine, GoldensPassFp32CriteriaWithF32Activations) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  auto dirs = golden_dirs();
+  if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
+  setenv("HWLEDGER_CUDA_ACT", "f32", 1);
+  for (const std::string& dir : dirs) {
+    EngineOptions o;
+    o.threads = 2;
+    o.device = Device::CUDA;
+    o.kv_dtype = DType::F32;
+    o.load.show_progress = false;
+    Engine e(dir, o);
+    for (const VerifyCase& c : verify_reference(e, dir + "/reference.safetensors", 1e-3, false))
+      EXPECT_TRUE(c.passed) << dir << ": " << c.name << " error " << c.error << " " << c.detail;
+  }
+  unsetenv("HWLEDGER_CUDA_ACT");
+}
+
 TEST(CudaEngine, MixedBatchMatchesCpu) {
   if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
   auto dirs = golden_dirs();
