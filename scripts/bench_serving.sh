@@ -3,7 +3,8 @@
 # with MODEL, drives it with `hwledger bench http` at 1, 8 and 32 concurrent streams, prints
 # the JSON report (also written to OUT), and stops the server.
 #   scripts/bench_serving.sh BUILD_DIR MODEL_DIR [OUT.json] [extra bench http flags...]
-# THREADS (default 2) sets the engine's threads, CONCURRENCY (default 1,8,32) the levels. On a
+# THREADS (default 2) sets the engine's threads, CONCURRENCY (default 1,8,32) the levels,
+# SERVE_ARGS more flags for serve (e.g. "--ram-cache 0 --ssd-cache 0"). On a
 # shared machine take the lock so that benchmarks never overlap:
 #   flock /tmp/hwledger-bench.lock scripts/bench_serving.sh ...
 set -euo pipefail
@@ -13,11 +14,17 @@ out=${3:-serving-bench.json}
 shift $(( $# < 3 ? $# : 3 ))
 bin="$build/hwledger"
 log=$(mktemp /tmp/hwledger-serve-bench.XXXXXX.log)
+# A fresh SSD tier: the prompts are the same from run to run (seeded), and a tier kept from an
+# earlier run would serve them from the cache.
+kv=$(mktemp -d /tmp/hwledger-serve-bench-kv.XXXXXX)
 
-"$bin" serve --model "$model" --threads "${THREADS:-2}" --port 0 >"$log" 2>&1 &
+# shellcheck disable=SC2086  # SERVE_ARGS: more serve flags, word-split on purpose
+"$bin" serve --model "$model" --threads "${THREADS:-2}" --port 0 --cache-dir "$kv" ${SERVE_ARGS:-} \
+  >"$log" 2>&1 &
 serve_pid=$!
 stop() {
   if kill -0 "$serve_pid" 2>/dev/null; then kill -TERM "$serve_pid"; wait "$serve_pid" || true; fi
+  rm -rf "$kv"
 }
 trap stop EXIT
 
