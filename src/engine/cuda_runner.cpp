@@ -348,11 +348,16 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
     // MLP block: x += down(silu(gate(h)) * up(h)).
     cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), act_, T, H, cx);
     mark("d.norm", "p.norm");
-    cuda::gemm(h_.get(), w.wgu.get(), act_, gu_.get(), DType::F32, T, 2 * F, H, 2 * F, false, cx);
-    if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
-    mark("d.gu_gemm", "p.gu_gemm");
-    cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), act_, T, F, cx);
-    mark("d.swiglu", "p.swiglu");
+    // Decode sizes: gate|up and SwiGLU in one GEMV (no bias); otherwise GEMM + SwiGLU.
+    if (w.bgu || !cuda::gemv_swiglu(h_.get(), w.wgu.get(), act_, act_f_.get(), T, F, H, cx)) {
+      cuda::gemm(h_.get(), w.wgu.get(), act_, gu_.get(), DType::F32, T, 2 * F, H, 2 * F, false, cx);
+      if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
+      mark("d.gu_gemm", "p.gu_gemm");
+      cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), act_, T, F, cx);
+      mark("d.swiglu", "p.swiglu");
+    } else {
+      mark("d.gu_swiglu", "p.gu_swiglu");
+    }
     cuda::gemm(act_f_.get(), w.wdown.get(), act_, x_.get(), DType::F32, T, H, F, H, true, cx);
     if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
     mark("d.down_gemm", "p.down_gemm");

@@ -124,6 +124,26 @@ TEST_F(CudaOps, MatmulBf16MatchesCpu) {
   }
 }
 
+TEST_F(CudaOps, GemvSwigluMatchesCpu) {
+  for (int64_t M : {1, 3, 4}) {
+    const int64_t F = 200, K = 264;
+    auto xb = to_bf16(randn(M * K)), wb = to_bf16(randn(2 * F * K, 0.1f));
+    auto xf = from_bf16(xb);
+    std::vector<float> gu(M * 2 * F), ref(M * F);
+    Tensor xc(xf.data(), DType::F32, {M, K}), wc(wb.data(), DType::BF16, {2 * F, K}),
+        gc(gu.data(), DType::F32, {M, 2 * F});
+    ops::matmul(xc, wc, nullptr, gc, false, cpu);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < F; ++n) {
+        const float g = gu[m * 2 * F + n], u = gu[m * 2 * F + F + n];
+        ref[m * F + n] = g / (1.0f + std::exp(-g)) * u;
+      }
+    void* out = poisoned(M * F * 2);
+    ASSERT_TRUE(cuda::gemv_swiglu(up(xb), up(wb), DType::BF16, out, M, F, K, *cx));
+    EXPECT_LT(rel_l2(from_bf16(down<uint16_t>(out, M * F)), ref), 8e-3) << "M " << M;
+  }
+}
+
 TEST_F(CudaOps, RmsNormRopeSwigluEmbeddingMatchCpu) {
   for (int64_t T : {1, 5, 64}) {
     const int64_t D = 320, nh = 3, hd = 64, F = 200, V = 50;

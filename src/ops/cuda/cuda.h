@@ -123,6 +123,10 @@ class StageProfile {
 // TF32 off); y f32 or the x type. ldy: y's row stride in elements.
 void gemm(const void* x, const void* w, DType ab, void* y, DType yt, int64_t M, int64_t N,
           int64_t K, int64_t ldy, bool accumulate, Context& ctx);
+// Decode-size MLP input: out[M, F] (ab) = silu(x · w[:F]ᵀ) * (x · w[F:]ᵀ), w = gate|up [2F, K].
+// Returns false (nothing enqueued) where it does not apply: M > 4, f32, unaligned.
+bool gemv_swiglu(const void* x, const void* w_gate_up, DType ab, void* out, int64_t M, int64_t F,
+                 int64_t K, Context& ctx);
 // y[M, N] += bias[N] (f32).
 void add_bias(float* y, const float* bias, int64_t M, int64_t N, int64_t ldy, Context& ctx);
 // out[M, D] (type ot) = x[M, D] f32 normalised and scaled by w[D] f32; with `rows` (device

@@ -319,6 +319,62 @@ __global__ __launch_bounds__(256) void gemv_kernel(const T* __restrict__ x, cons
   }
 }
 
+// The MLP's gate|up product fused with SwiGLU for decode sizes: warp n streams rows n (gate)
+// and F + n (up) of w together and writes silu(gate) * up for column n in T, so neither the
+// f32 gate/up rows nor a separate SwiGLU launch exist.
+template <typename T, int M>
+__global__ __launch_bounds__(256) void gemv_swiglu_kernel(const T* __restrict__ x,
+                                                          const T* __restrict__ w,
+                                                          T* __restrict__ out, int64_t F,
+                                                          int64_t K) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
+  if (n >= F) return;
+  const uint4* wg = reinterpret_cast<const uint4*>(w + n * K);
+  const uint4* wu = reinterpret_cast<const uint4*>(w + (F + n) * K);
+  const int64_t chunks = K / 8;
+  float ag[M], au[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) ag[m] = au[m] = 0.0f;
+  constexpr int U = 4;
+  int64_t c = lane;
+  auto step = [&](const uint4& gv, const uint4& uv, int64_t cc) {
+    const T* gp = reinterpret_cast<const T*>(&gv);
+    const T* up = reinterpret_cast<const T*>(&uv);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * K) + cc);
+      const T* xp = reinterpret_cast<const T*>(&xv);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float xe = to_f32(xp[e]);
+        ag[m] += to_f32(gp[e]) * xe;
+        au[m] += to_f32(up[e]) * xe;
+      }
+    }
+  };
+  for (; c + 32 * (U - 1) < chunks; c += 32 * U) {
+    uint4 gv[U], uv[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      gv[u] = __ldcs(wg + c + 32 * u);
+      uv[u] = __ldcs(wu + c + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) step(gv[u], uv[u], c + 32 * u);
+  }
+  for (; c < chunks; c += 32) step(__ldcs(wg + c), __ldcs(wu + c), c);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float g = ag[m], u = au[m];
+    for (int o = 16; o > 0; o >>= 1) {
+      g += __shfl_xor_sync(0xffffffffu, g, o);
+      u += __shfl_xor_sync(0xffffffffu, u, o);
+    }
+    if (lane == 0) out[m * F + n] = from_f32<T>(g / (1.0f + __expf(-g)) * u);
+  }
+}
+
 template <typename T>
 void launch_gemv(const void* x, const void* w, float* y, int64_t M, int64_t N, int64_t K,
                  int64_t ldy, bool acc, cudaStream_t s) {
@@ -373,6 +429,40 @@ void gemm(const void* x, const void* w, DType ab, void* y, DType yt, int64_t M, 
                             w, cuda_type(ab), static_cast<int>(K), x, cuda_type(ab),
                             static_cast<int>(K), &beta, y, cuda_type(yt), static_cast<int>(ldy),
                             compute, CUBLAS_GEMM_DEFAULT));
+}
+
+bool gemv_swiglu(const void* x, const void* w_gate_up, DType ab, void* out, int64_t M, int64_t F,
+                 int64_t K, Context& ctx) {
+  const bool aligned = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(w_gate_up) % 16 == 0;
+  if (M < 1 || M > 4 || !aligned || !gemv_enabled() || (ab != DType::BF16 && ab != DType::F16))
+    return false;
+  const dim3 grid(static_cast<unsigned>((F + 7) / 8));
+  auto go = [&]<typename T>() {
+    const T* xt = static_cast<const T*>(x);
+    const T* wt = static_cast<const T*>(w_gate_up);
+    T* o = static_cast<T*>(out);
+    switch (M) {
+      case 1:
+        gemv_swiglu_kernel<T, 1><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
+        break;
+      case 2:
+        gemv_swiglu_kernel<T, 2><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
+        break;
+      case 3:
+        gemv_swiglu_kernel<T, 3><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
+        break;
+      default:
+        gemv_swiglu_kernel<T, 4><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
+        break;
+    }
+  };
+  if (ab == DType::BF16)
+    go.template operator()<__nv_bfloat16>();
+  else
+    go.template operator()<__half>();
+  CUDA_LAUNCH_CHECK();
+  return true;
 }
 
 double measure_copy_gbps(Context& ctx) {

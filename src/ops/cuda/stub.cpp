@@ -93,6 +93,9 @@ void gemm(const void*, const void*, DType, void*, DType, int64_t, int64_t, int64
           Context&) {
   no_cuda();
 }
+bool gemv_swiglu(const void*, const void*, DType, void*, int64_t, int64_t, int64_t, Context&) {
+  no_cuda();
+}
 void add_bias(float*, const float*, int64_t, int64_t, int64_t, Context&) {
   no_cuda();
 }
