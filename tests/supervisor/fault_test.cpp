@@ -133,10 +133,12 @@ class ServeTest : public ::testing::Test {
  protected:
   // Starts `hwledger serve` on a free port and waits for its first ready engine.
   void start(std::vector<std::string> extra = {}, bool wait_ready = true) {
-    // Defaults for the tests; a flag given in `extra` replaces its default.
+    // Defaults for the tests; a flag given in `extra` replaces its default. No SSD tier unless a
+    // test asks for one: serve's default tier lives in ~/.cache, shared by every engine.
     std::vector<std::pair<std::string, std::string>> defaults = {
-        {"--port", "0"},           {"--threads", "2"}, {"--health-interval", "0.2"},
-        {"--health-timeout", "3"}, {"--grace", "10"},  {"--model", text_model_dir()}};
+        {"--ssd-cache", "0"},         {"--port", "0"},           {"--threads", "2"},
+        {"--health-interval", "0.2"}, {"--health-timeout", "3"}, {"--grace", "10"},
+        {"--model", text_model_dir()}};
     std::vector<std::string> argv = {hwledger_binary(), "serve"};
     for (const auto& [flag, value] : defaults) {
       if (std::find(extra.begin(), extra.end(), flag) == extra.end())
