@@ -259,11 +259,29 @@ TEST_F(ServeTest, KillDashNineOfTheEngineIsReplacedWithinTwoSeconds) {
 }
 
 TEST_F(ServeTest, AHungEngineIsDetectedKilledAndReplaced) {
-  START({"--health-timeout", "1"});
+  START({"--health-timeout", "1", "--model", endless_model_for_tests()});
   const pid_t old_pid = engine_pid_;
+  // A stream in flight when the engine hangs ends with an error once the engine is replaced.
+  std::atomic<bool> got_data{false};
+  HttpResult stream;
+  std::thread client([&] {
+    stream = http_post(
+        port_, "/v1/completions",
+        {{"model", "demo-noeos"}, {"prompt", "Hi"}, {"max_tokens", 20000}, {"stream", true}},
+        [&](const std::string& raw) {
+          if (raw.find("data: ") != std::string::npos) got_data = true;
+        });
+  });
+  const bool streaming = wait_until([&] { return got_data.load(); }, 30);
+  EXPECT_TRUE(streaming) << serve_->log();
   signal_process(old_pid, SIGSTOP);
   auto stopped_at = Clock::now();
   pid_t new_pid = wait_ready_engine(30);
+  client.join();
+  EXPECT_FALSE(stream.timed_out);
+  EXPECT_EQ(last_sse_error(stream.body())["error"]["code"], "engine_unavailable")
+      << tail(stream.body());
+  EXPECT_TRUE(ends_with(stream.body(), "data: [DONE]\n\n")) << tail(stream.body());
   EXPECT_NE(new_pid, old_pid);
   EXPECT_LT(seconds_since(stopped_at), 0.2 + 1 + 2.0 + load_s_ + 1) << serve_->log();
   EXPECT_NE(serve_->log().find("did not answer health"), std::string::npos) << serve_->log();
