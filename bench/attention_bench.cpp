@@ -35,7 +35,8 @@ struct Cache {
   explicit Cache(int64_t n_tokens) {
     const int64_t n = (n_tokens + kBlock - 1) / kBlock;
     storage.resize(static_cast<size_t>(n) * layout.block_bytes());
-    for (int64_t b = n - 1; b >= 0; --b) blocks.push_back(storage.data() + b * layout.block_bytes());
+    for (int64_t b = n - 1; b >= 0; --b)
+      blocks.push_back(storage.data() + b * layout.block_bytes());
     std::mt19937 rng(1);
     std::normal_distribution<float> dist(0.f, 1.f);
     std::vector<float> k(static_cast<size_t>(n_tokens * kKVHeads * kHeadDim)), v(k.size());
@@ -77,15 +78,29 @@ void run(benchmark::State& state, int64_t pos0, int64_t T, bool decode) {
 }
 
 // The agent loop's turn after a restore: 112 new tokens over 4096 cached ones.
-void BM_Prefill_112_after_4096(benchmark::State& s) { run(s, 4096, 112, false); }
+void BM_Prefill_112_after_4096(benchmark::State& s) {
+  run(s, 4096, 112, false);
+}
 // A cold prompt's 512-token chunks: the first and the eighth.
-void BM_Prefill_512_at_0(benchmark::State& s) { run(s, 0, 512, false); }
-void BM_Prefill_512_at_3584(benchmark::State& s) { run(s, 3584, 512, false); }
+void BM_Prefill_512_at_0(benchmark::State& s) {
+  run(s, 0, 512, false);
+}
+void BM_Prefill_512_at_3584(benchmark::State& s) {
+  run(s, 3584, 512, false);
+}
 // Short calls, where the one-row kernel (T = 1) hands over to the tile kernel.
-void BM_Prefill_2_after_4096(benchmark::State& s) { run(s, 4096, 2, false); }
-void BM_Prefill_8_after_4096(benchmark::State& s) { run(s, 4096, 8, false); }
-void BM_Decode_at_4096(benchmark::State& s) { run(s, 4096, 1, true); }
-void BM_Decode_at_16384(benchmark::State& s) { run(s, 16384, 1, true); }
+void BM_Prefill_2_after_4096(benchmark::State& s) {
+  run(s, 4096, 2, false);
+}
+void BM_Prefill_8_after_4096(benchmark::State& s) {
+  run(s, 4096, 8, false);
+}
+void BM_Decode_at_4096(benchmark::State& s) {
+  run(s, 4096, 1, true);
+}
+void BM_Decode_at_16384(benchmark::State& s) {
+  run(s, 16384, 1, true);
+}
 
 BENCHMARK(BM_Prefill_112_after_4096)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prefill_512_at_0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

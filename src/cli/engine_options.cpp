@@ -54,10 +54,15 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
   auto* m = cmd->add_option("--model", model, "model folder (Hugging Face layout), or 'demo'")
                 ->envname("HWLEDGER_MODEL");
   if (model_required) m->required();
-  cmd->add_option("--threads", threads, "compute threads (default: one per core)")->envname("HWLEDGER_THREADS");
-  cmd->add_option("--kv-dtype", kv_dtype, "KV cache element type: f16 (default), bf16, f32, q8_0, q4_0")->envname("HWLEDGER_KV_DTYPE");
-  cmd->add_option("--max-kv-size", max_kv_size, "working-memory KV budget, e.g. 2G")->envname("HWLEDGER_MAX_KV_SIZE");
-  cmd->add_option("--max-context", max_context, "longest sequence in tokens")->envname("HWLEDGER_MAX_CONTEXT");
+  cmd->add_option("--threads", threads, "compute threads (default: one per core)")
+      ->envname("HWLEDGER_THREADS");
+  cmd->add_option("--kv-dtype", kv_dtype,
+                  "KV cache element type: f16 (default), bf16, f32, q8_0, q4_0")
+      ->envname("HWLEDGER_KV_DTYPE");
+  cmd->add_option("--max-kv-size", max_kv_size, "working-memory KV budget, e.g. 2G")
+      ->envname("HWLEDGER_MAX_KV_SIZE");
+  cmd->add_option("--max-context", max_context, "longest sequence in tokens")
+      ->envname("HWLEDGER_MAX_CONTEXT");
   const bool tiers = ram_cache == "auto";  // the serving commands' default
   cmd->add_option("--cache-dir", cache_dir,
                   tiers ? "folder of the persistent SSD tier of the KV cache (default: "
@@ -65,8 +70,9 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
                         : "folder of the persistent SSD tier of the KV cache")
       ->envname("HWLEDGER_CACHE_DIR");
   cmd->add_option("--ram-cache", ram_cache,
-                  tiers ? "RAM tier of the KV cache, e.g. 8G; 0: none (default: auto, min(2G, RAM/8))"
-                        : "RAM tier of the KV cache, e.g. 8G")
+                  tiers
+                      ? "RAM tier of the KV cache, e.g. 8G; 0: none (default: auto, min(2G, RAM/8))"
+                      : "RAM tier of the KV cache, e.g. 8G")
       ->envname("HWLEDGER_RAM_CACHE");
   cmd->add_option("--ssd-cache", ssd_cache,
                   tiers ? "SSD tier of the KV cache, e.g. 64G; 0: none (default: auto, min(16G, a "
@@ -85,15 +91,21 @@ EngineOptions EngineFlags::to_options() const {
   o.max_context = max_context;
   o.cache.cache_dir = cache_dir;
   if (o.cache.cache_dir.empty() && !ssd_cache.empty()) o.cache.cache_dir = default_kv_cache_dir();
-  if (ram_cache == "auto") o.cache.ram_bytes = auto_ram_tier();
-  else if (!ram_cache.empty()) o.cache.ram_bytes = parse_size(ram_cache);
-  if (ssd_cache == "auto") o.cache.ssd_bytes = auto_ssd_tier(o.cache.cache_dir);
-  else if (!ssd_cache.empty()) o.cache.ssd_bytes = parse_size(ssd_cache);
+  if (ram_cache == "auto")
+    o.cache.ram_bytes = auto_ram_tier();
+  else if (!ram_cache.empty())
+    o.cache.ram_bytes = parse_size(ram_cache);
+  if (ssd_cache == "auto")
+    o.cache.ssd_bytes = auto_ssd_tier(o.cache.cache_dir);
+  else if (!ssd_cache.empty())
+    o.cache.ssd_bytes = parse_size(ssd_cache);
   parse_device(device, o.device, o.device_index);
   return o;
 }
 
-std::string EngineFlags::model_dir() const { return model == "demo" ? demo_model_dir() : model; }
+std::string EngineFlags::model_dir() const {
+  return model == "demo" ? demo_model_dir() : model;
+}
 
 std::vector<std::string> EngineFlags::to_args() const {
   std::vector<std::string> args = {"--model", model, "--kv-dtype", kv_dtype};

@@ -19,21 +19,31 @@ constexpr size_t kMaxRank = 8;
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;
 
 bool to_dtype(const std::string& name, DType& out) {
-  if (name == "F32") out = DType::F32;
-  else if (name == "F16") out = DType::F16;
-  else if (name == "BF16") out = DType::BF16;
-  else if (name == "I32") out = DType::I32;
-  else return false;
+  if (name == "F32")
+    out = DType::F32;
+  else if (name == "F16")
+    out = DType::F16;
+  else if (name == "BF16")
+    out = DType::BF16;
+  else if (name == "I32")
+    out = DType::I32;
+  else
+    return false;
   return true;
 }
 
 std::string dtype_to_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I32: return "I32";
-    default: return "?";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I32:
+      return "I32";
+    default:
+      return "?";
   }
 }
 
@@ -82,7 +92,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
     SafetensorsEntry e;
     e.dtype_name = v["dtype"].get<std::string>();
     const size_t esize = safetensors_dtype_bytes(e.dtype_name);
-    if (esize == 0) fail_input("{}: tensor \"{}\" has unknown dtype \"{}\"", what, name, e.dtype_name);
+    if (esize == 0)
+      fail_input("{}: tensor \"{}\" has unknown dtype \"{}\"", what, name, e.dtype_name);
     const auto& shape = v["shape"];
     if (shape.size() > kMaxRank)
       fail_input("{}: tensor \"{}\" has a bad shape {} (more than {} dimensions)", what, name,
@@ -94,7 +105,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
                    shape.dump());
       const uint64_t dim = d.get<uint64_t>();
       if (__builtin_mul_overflow(bytes, dim, &bytes))
-        fail_input("{}: tensor \"{}\" has a shape {} whose size overflows", what, name, shape.dump());
+        fail_input("{}: tensor \"{}\" has a shape {} whose size overflows", what, name,
+                   shape.dump());
       e.shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& off = v["data_offsets"];
@@ -108,9 +120,10 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
           "(truncated file?)",
           what, name, e.begin, e.end, data_bytes);
     if (e.end - e.begin != bytes)
-      fail_input("{}: tensor \"{}\" of shape {} and dtype {} needs {} bytes but its data_offsets "
-                 "span {} bytes",
-                 what, name, shape.dump(), e.dtype_name, bytes, e.end - e.begin);
+      fail_input(
+          "{}: tensor \"{}\" of shape {} and dtype {} needs {} bytes but its data_offsets "
+          "span {} bytes",
+          what, name, shape.dump(), e.dtype_name, bytes, e.end - e.begin);
     h.tensors.emplace(name, std::move(e));
   }
   // No two tensors may share bytes.
@@ -127,7 +140,8 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, uint64_
 }
 
 SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std::string& what) {
-  if (size < 8) fail_input("{}: truncated safetensors file ({} bytes, need at least 8)", what, size);
+  if (size < 8)
+    fail_input("{}: truncated safetensors file ({} bytes, need at least 8)", what, size);
   const uint64_t n = read_length(data);
   if (n > kMaxSafetensorsHeaderBytes)
     fail_input("{}: safetensors header length {} is over the 100 MB limit", what, n);
@@ -144,7 +158,8 @@ SafetensorsHeader read_safetensors_header(const std::string& path) {
   std::error_code error;
   const uint64_t file_size = std::filesystem::file_size(path, error);
   if (error) fail_input("cannot read {}: {}", path, error.message());
-  if (file_size < 8) fail_input("{}: {} bytes is too short for a safetensors file", path, file_size);
+  if (file_size < 8)
+    fail_input("{}: {} bytes is too short for a safetensors file", path, file_size);
   std::ifstream in(path, std::ios::binary);
   uint8_t length[8];
   if (!in.read(reinterpret_cast<char*>(length), 8)) fail_input("cannot read {}", path);
@@ -169,7 +184,8 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   const SafetensorsEntry& e = it->second;
   Tensor t;
   if (!to_dtype(e.dtype_name, t.dtype))
-    fail_input("{}: tensor '{}' has dtype {} (supported: BF16, F16, F32)", file_.path(), name, e.dtype_name);
+    fail_input("{}: tensor '{}' has dtype {} (supported: BF16, F16, F32)", file_.path(), name,
+               e.dtype_name);
   if (e.shape.size() > Tensor::kMaxDims)
     fail_input("{}: tensor '{}' has {} dimensions", file_.path(), name, e.shape.size());
   t.data = const_cast<uint8_t*>(file_.data() + header_.data_offset + e.begin);
@@ -187,7 +203,8 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
     uint64_t numel = 1;
     for (auto d : it.shape) numel *= static_cast<uint64_t>(d);
     uint64_t bytes = numel * dtype_size(it.dtype);
-    header[it.name] = {{"dtype", dtype_to_name(it.dtype)}, {"shape", it.shape},
+    header[it.name] = {{"dtype", dtype_to_name(it.dtype)},
+                       {"shape", it.shape},
                        {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }

@@ -28,7 +28,7 @@ class Serve {
  public:
   Serve(const fs::path& home, const std::string& model, const std::vector<std::string>& extra)
       : log_(home / "serve.log") {
-    std::vector<std::string> args = {kBinary, "serve",  "--model",   model,
+    std::vector<std::string> args = {kBinary,  "serve", "--model",   model,
                                      "--port", "0",     "--threads", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
@@ -37,8 +37,8 @@ class Serve {
       ::dup2(fd, 2);
       ::setenv("HOME", home.c_str(), 1);
       ::unsetenv("XDG_CACHE_HOME");
-      for (const char* v : {"HWLEDGER_CACHE_DIR", "HWLEDGER_RAM_CACHE", "HWLEDGER_SSD_CACHE",
-                            "HWLEDGER_CONFIG"})
+      for (const char* v :
+           {"HWLEDGER_CACHE_DIR", "HWLEDGER_RAM_CACHE", "HWLEDGER_SSD_CACHE", "HWLEDGER_CONFIG"})
         ::unsetenv(v);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -111,7 +111,8 @@ inline std::string http_body(const std::string& raw) {
 }
 
 inline fs::path temp_home(const std::string& name) {
-  fs::path home = fs::temp_directory_path() / ("hwledger-" + name + "-" + std::to_string(::getpid()));
+  fs::path home =
+      fs::temp_directory_path() / ("hwledger-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(home);
   fs::create_directories(home);
   return home;

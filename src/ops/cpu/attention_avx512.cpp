@@ -1,9 +1,9 @@
 // AVX-512 flash-style attention over a paged KV cache, for decode steps and prefill chunks
-// alike. A task takes a tile of up to
-// kAttentionTileRows query rows that share one KV head (the heads of a GQA group, for several
-// consecutive tokens) and walks the KV blocks once for all of them: each block's keys and
-// values are read (and converted to f32) once per tile instead of once per query row, and the
-// scores and the weighted sum become small matrix products held in registers. The softmax is
+// alike. A task takes a tile of up to kAttentionTileRows query rows that share one KV head (the
+// heads of a GQA group, for one or several consecutive tokens) and walks the KV blocks once for
+// all of them: each block's keys and values are read (and converted to f32) once per tile
+// instead of once per query row, and the scores and the weighted sum become small matrix
+// products held in registers. The softmax is
 // the online one (a running max m and sum l per row, the output rescaled when m grows).
 //
 // Every row's arithmetic is the same whichever tile, thread count or call it is computed in:
@@ -111,14 +111,14 @@ void load_values(const KVLayout& L, const uint8_t* vh, int64_t n, float* vf) {
         const __m512i x = u8x16(vh + j * (hd / 2) + 16 * g);
         const __m512i even = _mm512_sub_epi32(_mm512_and_si512(x, nibble), eight);
         const __m512i odd = _mm512_sub_epi32(_mm512_srli_epi32(x, 4), eight);
-        _mm512_storeu_ps(vf + j * hd + 32 * g,
-                         _mm512_mul_ps(_mm512_cvtepi32_ps(
-                                           _mm512_permutex2var_epi32(even, interleave_lo(), odd)),
-                                       d));
-        _mm512_storeu_ps(vf + j * hd + 32 * g + 16,
-                         _mm512_mul_ps(_mm512_cvtepi32_ps(
-                                           _mm512_permutex2var_epi32(even, interleave_hi(), odd)),
-                                       d));
+        _mm512_storeu_ps(
+            vf + j * hd + 32 * g,
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, interleave_lo(), odd)),
+                          d));
+        _mm512_storeu_ps(
+            vf + j * hd + 32 * g + 16,
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, interleave_hi(), odd)),
+                          d));
       }
   }
 }
@@ -150,15 +150,19 @@ inline void score_rows(const float* qs, int64_t hd, const uint8_t* k, int64_t bt
 }
 
 template <DType TK, int kNK>
-void score_rows_n(int rows, const float* qs, int64_t hd, const uint8_t* k, int64_t bt,
-                  int64_t j0, float* s) {
+void score_rows_n(int rows, const float* qs, int64_t hd, const uint8_t* k, int64_t bt, int64_t j0,
+                  float* s) {
   for (; rows >= 4; rows -= 4, qs += 4 * hd, s += 4 * bt)
     score_rows<TK, 4, kNK>(qs, hd, k, bt, j0, s);
   switch (rows) {
-    case 3: return score_rows<TK, 3, kNK>(qs, hd, k, bt, j0, s);
-    case 2: return score_rows<TK, 2, kNK>(qs, hd, k, bt, j0, s);
-    case 1: return score_rows<TK, 1, kNK>(qs, hd, k, bt, j0, s);
-    default: return;
+    case 3:
+      return score_rows<TK, 3, kNK>(qs, hd, k, bt, j0, s);
+    case 2:
+      return score_rows<TK, 2, kNK>(qs, hd, k, bt, j0, s);
+    case 1:
+      return score_rows<TK, 1, kNK>(qs, hd, k, bt, j0, s);
+    default:
+      return;
   }
 }
 
@@ -172,7 +176,8 @@ inline void accumulate_rows(float* o, int64_t hd, int64_t d0, const float* alpha
   __m512 acc[kRows][kNV];
   for (int r = 0; r < kRows; ++r)
     for (int i = 0; i < kNV; ++i)
-      acc[r][i] = _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d0 + 16 * i), _mm512_set1_ps(alpha[r]));
+      acc[r][i] =
+          _mm512_mul_ps(_mm512_loadu_ps(o + r * hd + d0 + 16 * i), _mm512_set1_ps(alpha[r]));
   for (int64_t j = 0; j < n; ++j) {
     __m512 vj[kNV];
     for (int i = 0; i < kNV; ++i) vj[i] = load16<TV>(v + (j * hd + d0 + 16 * i) * es);
@@ -189,11 +194,16 @@ template <DType TV, int kRows>
 void accumulate_rows_nv(int nv, float* o, int64_t hd, int64_t d0, const float* alpha,
                         const float* p, int64_t bt, const uint8_t* v, int64_t n) {
   switch (nv) {
-    case 4: return accumulate_rows<TV, kRows, 4>(o, hd, d0, alpha, p, bt, v, n);
-    case 3: return accumulate_rows<TV, kRows, 3>(o, hd, d0, alpha, p, bt, v, n);
-    case 2: return accumulate_rows<TV, kRows, 2>(o, hd, d0, alpha, p, bt, v, n);
-    case 1: return accumulate_rows<TV, kRows, 1>(o, hd, d0, alpha, p, bt, v, n);
-    default: return;
+    case 4:
+      return accumulate_rows<TV, kRows, 4>(o, hd, d0, alpha, p, bt, v, n);
+    case 3:
+      return accumulate_rows<TV, kRows, 3>(o, hd, d0, alpha, p, bt, v, n);
+    case 2:
+      return accumulate_rows<TV, kRows, 2>(o, hd, d0, alpha, p, bt, v, n);
+    case 1:
+      return accumulate_rows<TV, kRows, 1>(o, hd, d0, alpha, p, bt, v, n);
+    default:
+      return;
   }
 }
 
@@ -208,12 +218,24 @@ void accumulate_rows_n(int rows, float* o, int64_t hd, const float* alpha, const
     for (int64_t d0 = 0; d0 < hd; d0 += 64) {
       const int nv = static_cast<int>(std::min<int64_t>(4, (hd - d0) / 16));
       switch (nr) {
-        case 6: accumulate_rows_nv<TV, 6>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
-        case 5: accumulate_rows_nv<TV, 5>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
-        case 4: accumulate_rows_nv<TV, 4>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
-        case 3: accumulate_rows_nv<TV, 3>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
-        case 2: accumulate_rows_nv<TV, 2>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
-        default: accumulate_rows_nv<TV, 1>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n); break;
+        case 6:
+          accumulate_rows_nv<TV, 6>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
+        case 5:
+          accumulate_rows_nv<TV, 5>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
+        case 4:
+          accumulate_rows_nv<TV, 4>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
+        case 3:
+          accumulate_rows_nv<TV, 3>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
+        case 2:
+          accumulate_rows_nv<TV, 2>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
+        default:
+          accumulate_rows_nv<TV, 1>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
+          break;
       }
     }
   }
@@ -273,10 +295,9 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
     const uint8_t* block = kv.blocks[b];
     const bool more = (b + 1) * bt < hi;
     if (more) prefetch(kv.blocks[b + 1] + k_head, L.head_bytes());
-    // The block's keys and values in f32 (f32 caches are read in place). Keys past n are
-    // scored but masked; values past n are never read (they may be unwritten memory).
     // f32/f16/bf16 keys and values are read in place (converted as loaded, which keeps the
-    // tile's working set in L1); quantized ones are dequantized first.
+    // tile's working set in L1); quantized ones are dequantized into f32 first. Keys past n are
+    // scored but masked; values past n are never read (they may be unwritten memory).
     constexpr DType TE = is_quantized(T) ? DType::F32 : T;
     const uint8_t* kf = block + k_head;
     const uint8_t* vf = block + v_head;
@@ -310,7 +331,8 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
       }
       __m512 vmax = neg_inf;
       for (int64_t c = 0; c < n; c += 16)
-        vmax = _mm512_max_ps(vmax, _mm512_mask_blend_ps(valid(c), neg_inf, _mm512_loadu_ps(sr + c)));
+        vmax =
+            _mm512_max_ps(vmax, _mm512_mask_blend_ps(valid(c), neg_inf, _mm512_loadu_ps(sr + c)));
       const float m_new = std::max(sc.m[r], _mm512_reduce_max_ps(vmax));
       const __m512 vm = _mm512_set1_ps(m_new);
       __m512 vsum = _mm512_setzero_ps();
@@ -340,12 +362,18 @@ void attention_tile(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
 void attention_tile_avx512(const AttentionRow* rows, int n_rows, const PagedKVView& kv,
                            int64_t kv_head, float scale) {
   switch (kv.layout->dtype) {
-    case DType::F32: return attention_tile<DType::F32>(rows, n_rows, kv, kv_head, scale);
-    case DType::F16: return attention_tile<DType::F16>(rows, n_rows, kv, kv_head, scale);
-    case DType::BF16: return attention_tile<DType::BF16>(rows, n_rows, kv, kv_head, scale);
-    case DType::Q8_0: return attention_tile<DType::Q8_0>(rows, n_rows, kv, kv_head, scale);
-    case DType::Q4_0: return attention_tile<DType::Q4_0>(rows, n_rows, kv, kv_head, scale);
-    default: return;
+    case DType::F32:
+      return attention_tile<DType::F32>(rows, n_rows, kv, kv_head, scale);
+    case DType::F16:
+      return attention_tile<DType::F16>(rows, n_rows, kv, kv_head, scale);
+    case DType::BF16:
+      return attention_tile<DType::BF16>(rows, n_rows, kv, kv_head, scale);
+    case DType::Q8_0:
+      return attention_tile<DType::Q8_0>(rows, n_rows, kv, kv_head, scale);
+    case DType::Q4_0:
+      return attention_tile<DType::Q4_0>(rows, n_rows, kv, kv_head, scale);
+    default:
+      return;
   }
 }
 

@@ -10,7 +10,8 @@
 namespace hwledger::cpu {
 
 // x, y: [M, D]; w: [D]
-void rms_norm(const float* x, const float* w, float eps, float* y, int64_t M, int64_t D, ThreadPool& pool);
+void rms_norm(const float* x, const float* w, float eps, float* y, int64_t M, int64_t D,
+              ThreadPool& pool);
 // table: [V, H] in dtype; y: [T, H]
 void embedding(const void* table, DType dtype, int64_t H, const int32_t* ids, int64_t T, float* y);
 // x: [T, n_heads, hd]; cos, sin: [T, hd/2]
