@@ -88,7 +88,9 @@ void BM_Prefill_512_at_0(benchmark::State& s) {
 void BM_Prefill_512_at_3584(benchmark::State& s) {
   run(s, 3584, 512, false);
 }
-// Short calls, where the one-row kernel (T = 1) hands over to the tile kernel.
+// The 16k agent-loop turn after a restore: 256 new tokens over 16640 cached (KV beyond L3).
+void BM_Prefill_256_after_16640(benchmark::State& s) { run(s, 16640, 256, false); }
+// Short calls: a tile of few rows.
 void BM_Prefill_2_after_4096(benchmark::State& s) {
   run(s, 4096, 2, false);
 }
@@ -105,6 +107,7 @@ void BM_Decode_at_16384(benchmark::State& s) {
 BENCHMARK(BM_Prefill_112_after_4096)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prefill_512_at_0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prefill_512_at_3584)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Prefill_256_after_16640)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prefill_2_after_4096)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Prefill_8_after_4096)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Decode_at_4096)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
