@@ -62,8 +62,10 @@ describe('the engine dies mid-request', { skip: !hwledgerBin && 'needs HWLEDGER_
   });
 
   test('Anthropic: a stream raises the error event; a non-streaming request gets a 503 api_error', async () => {
+    // Greedy, so the answer is the same every run: the demo model's greedy answers to these
+    // prompts run to max_tokens (a sampled one could end early on EOS, before the kill).
     const stream = anthropic.messages.stream({
-      model, max_tokens: 1500, temperature: 0.7, messages: [{ role: 'user', content: 'Tell me everything.' }],
+      model, max_tokens: 1500, temperature: 0, messages: [{ role: 'user', content: 'Tell me everything.' }],
     });
     let deltas = 0;
     let oldPid = 0;
@@ -72,9 +74,10 @@ describe('the engine dies mid-request', { skip: !hwledgerBin && 'needs HWLEDGER_
     assert.ok(oldPid > 0, 'the stream ended before the engine was killed');
     await nextEngine(oldPid);
 
-    // Non-streaming: the request is running when the engine dies.
+    // Non-streaming: the request is running when the engine dies (2000 greedy tokens, nearly the
+    // served context of 2048, take long enough for /health to show it running).
     const pending = anthropic.messages.create({
-      model, max_tokens: 1500, temperature: 0.7, messages: [{ role: 'user', content: 'Tell me everything again.' }],
+      model, max_tokens: 2000, temperature: 0, messages: [{ role: 'user', content: 'Tell me everything again.' }],
     });
     const pid = enginePid();
     assert.ok(await eventually(async () => {
