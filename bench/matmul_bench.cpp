@@ -352,7 +352,7 @@ void gemv_args(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2})
     for (int shape = 0; shape < 6; ++shape) b->Args({shape, 1, threads});
   for (int threads : {1, 2})
-    for (int M : {2, 4, 8, 16})
+    for (int M : {2, 4, 8, 16, 24, 32, 48})
       for (int shape : {0, 4}) b->Args({shape, M, threads});
 }
 BENCHMARK(BM_Gemv)

@@ -147,7 +147,7 @@ class MatmulAtLevel : public ::testing::TestWithParam<SimdLevel> {
 // Shapes around the kernels' block sizes (16 lanes, 32-column panels, 14-row tiles, 256-deep k
 // blocks), degenerate ones, and small versions of the model's.
 TEST_P(MatmulAtLevel, MatchesReferenceOnAwkwardShapes) {
-  const std::vector<int64_t> Ms = {1, 2, 3, 7, 8, 9, 16, 33};
+  const std::vector<int64_t> Ms = {1, 2, 3, 7, 8, 9, 16, 17, 33, 48, 49};
   const std::vector<std::pair<int64_t, int64_t>> NKs = {{1, 1},   {1, 37},   {5, 1},   {17, 3},
                                                         {33, 16}, {31, 31},  {64, 64}, {47, 65},
                                                         {100, 7}, {96, 300}, {7, 513}, {130, 257}};

@@ -122,8 +122,11 @@ struct Avx512 {
 
 }  // namespace
 
-// The batched-decode path beats the packed GEMM up to M = 16 here (measured on Zen 5: 200 vs 150
-// GFLOP/s at M = 16, even at M = 32); AVX2 (matmul_avx2.cpp) switches at 8.
-const MatmulKernels kMatmulAvx512 = make_kernels<Avx512>("avx512", 16);
+// The batched-decode path beats the packed GEMM up to M = 48 on weights that come from DRAM, as
+// in decode (bench/matmul_bench BM_Gemv, Zen 5, 2 threads: q_proj at M = 24 / 32 / 48 549 / 686
+// / 1042 us against 833 / 948 / 1275 us; down_proj 1.1-1.2x): the GEMM packs all of w before it
+// multiplies, the decode path converts each block while it streams. AVX2 (matmul_avx2.cpp)
+// switches at 8.
+const MatmulKernels kMatmulAvx512 = make_kernels<Avx512>("avx512", 48);
 
 }  // namespace hwledger::cpu::detail
