@@ -113,6 +113,7 @@ AgentLoopReport run_agent_loop(const AgentLoopOptions& o) {
   std::string base_dir = o.cache_dir.empty() ? (fs::temp_directory_path() / ("hwledger-agent-loop-" + std::to_string(::getpid()))).string()
                                              : o.cache_dir;
 
+  const ModelConfig cfg = ModelConfig::from_file((fs::path(o.model_dir) / "config.json").string());
   for (AgentLoopMode mode : o.modes) {
     AgentLoopRun run;
     run.mode = mode;
@@ -121,14 +122,7 @@ AgentLoopReport run_agent_loop(const AgentLoopOptions& o) {
     eo.max_context = std::max<int64_t>(eo.max_context, longest + 64);
     // Working memory holds about one session's context, so the other sessions' blocks must
     // come back from the tiers below.
-    const ModelConfig cfg = ModelConfig::from_file((fs::path(o.model_dir) / "config.json").string());
-    KVLayout layout;
-    layout.n_layers = cfg.num_layers;
-    layout.n_kv_heads = cfg.num_kv_heads;
-    layout.head_dim = cfg.head_dim;
-    layout.block_tokens = eo.block_tokens;
-    layout.dtype = eo.kv_dtype;
-    const uint64_t per_token = layout.bytes_per_token();
+    const uint64_t per_token = cfg.kv_layout(eo.block_tokens, eo.kv_dtype).bytes_per_token();
     eo.max_kv_bytes = static_cast<uint64_t>((longest + 2 * eo.block_tokens) * per_token * 1.25);
     eo.cache.enabled = mode != AgentLoopMode::Off;
     eo.cache.ram_bytes = 0;

@@ -43,12 +43,7 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   model_ = Model::load(model_dir, opts.load);
   const ModelConfig& c = model_->config;
   threads_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
-  KVLayout layout;
-  layout.n_layers = c.num_layers;
-  layout.n_kv_heads = c.num_kv_heads;
-  layout.head_dim = c.head_dim;
-  layout.block_tokens = opts.block_tokens;
-  layout.dtype = opts.kv_dtype;
+  KVLayout layout = c.kv_layout(opts.block_tokens, opts.kv_dtype);
   validate_kv_layout(layout);
   max_context_ = opts.max_context > 0 ? opts.max_context : std::min<int64_t>(c.max_position_embeddings, 32768);
   int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;

@@ -44,12 +44,7 @@ Measurement measure(const std::string& model_dir, const planner::MemoryPlan& pla
   eo.max_context = o.context_tokens;
   // One block table per user, each holding the whole context.
   const ModelConfig c = ModelConfig::from_file(model_dir + "/config.json");
-  KVLayout layout;
-  layout.n_layers = c.num_layers;
-  layout.n_kv_heads = c.num_kv_heads;
-  layout.head_dim = c.head_dim;
-  layout.block_tokens = eo.block_tokens;
-  layout.dtype = eo.kv_dtype;
+  const KVLayout layout = c.kv_layout(eo.block_tokens, eo.kv_dtype);
   const int64_t blocks_per_user = (o.context_tokens + layout.block_tokens - 1) / layout.block_tokens;
   eo.max_kv_bytes = static_cast<uint64_t>(o.users * blocks_per_user) * layout.block_bytes();
   Engine engine(model_dir, eo);

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "ops/dtype.h"
+#include "ops/paged_kv.h"
+
 namespace hwledger {
 
 enum class RopeType { Default, Linear, Llama3 };
@@ -50,6 +53,10 @@ struct ModelConfig {
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  // The paged KV cache's layout for this model (ops/paged_kv.h).
+  KVLayout kv_layout(int64_t block_tokens, DType dtype) const {
+    return KVLayout{num_layers, num_kv_heads, head_dim, block_tokens, dtype};
+  }
   int64_t window(int64_t layer) const {
     return layer < static_cast<int64_t>(layer_window.size()) ? layer_window[layer] : 0;
   }

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/kernels_cpu.h"
@@ -42,6 +43,17 @@ inline __m512i interleave_lo() {
 }
 inline __m512i interleave_hi() {
   return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+// Calls f(std::integral_constant<int, n>) for a run-time n in [1, kMax]: the kernels below are
+// templates on their row and vector counts, which must be compile-time for the accumulators to
+// stay in registers.
+template <int kMax, class F>
+inline void with_count(int n, F&& f) {
+  if constexpr (kMax >= 1) {
+    if (n == kMax) return f(std::integral_constant<int, kMax>{});
+    with_count<kMax - 1>(n, f);
+  }
 }
 
 // The cache lines of [p, p + bytes): the next block is in another page, where the hardware
@@ -154,16 +166,7 @@ void score_rows_n(int rows, const float* qs, int64_t hd, const uint8_t* k, int64
                   float* s) {
   for (; rows >= 4; rows -= 4, qs += 4 * hd, s += 4 * bt)
     score_rows<TK, 4, kNK>(qs, hd, k, bt, j0, s);
-  switch (rows) {
-    case 3:
-      return score_rows<TK, 3, kNK>(qs, hd, k, bt, j0, s);
-    case 2:
-      return score_rows<TK, 2, kNK>(qs, hd, k, bt, j0, s);
-    case 1:
-      return score_rows<TK, 1, kNK>(qs, hd, k, bt, j0, s);
-    default:
-      return;
-  }
+  with_count<3>(rows, [&](auto r) { score_rows<TK, decltype(r)::value, kNK>(qs, hd, k, bt, j0, s); });
 }
 
 // o[r][d0 .. d0 + 16 kNV) = o[r][..] * alpha[r] + sum_{j < n} p[r][j] * v[j][d0 ..] for kRows
@@ -190,55 +193,18 @@ inline void accumulate_rows(float* o, int64_t hd, int64_t d0, const float* alpha
     for (int i = 0; i < kNV; ++i) _mm512_storeu_ps(o + r * hd + d0 + 16 * i, acc[r][i]);
 }
 
-template <DType TV, int kRows>
-void accumulate_rows_nv(int nv, float* o, int64_t hd, int64_t d0, const float* alpha,
-                        const float* p, int64_t bt, const uint8_t* v, int64_t n) {
-  switch (nv) {
-    case 4:
-      return accumulate_rows<TV, kRows, 4>(o, hd, d0, alpha, p, bt, v, n);
-    case 3:
-      return accumulate_rows<TV, kRows, 3>(o, hd, d0, alpha, p, bt, v, n);
-    case 2:
-      return accumulate_rows<TV, kRows, 2>(o, hd, d0, alpha, p, bt, v, n);
-    case 1:
-      return accumulate_rows<TV, kRows, 1>(o, hd, d0, alpha, p, bt, v, n);
-    default:
-      return;
-  }
-}
-
 template <DType TV>
 void accumulate_rows_n(int rows, float* o, int64_t hd, const float* alpha, const float* p,
                        int64_t bt, const uint8_t* v, int64_t n) {
   // Rows six at a time and 64 dims at a time: 24 accumulators and 4 value vectors.
-  for (int r0 = 0; r0 < rows; r0 += 6) {
-    const int nr = std::min(6, rows - r0);
-    float* orow = o + r0 * hd;
-    const float* prow = p + r0 * bt;
-    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-      const int nv = static_cast<int>(std::min<int64_t>(4, (hd - d0) / 16));
-      switch (nr) {
-        case 6:
-          accumulate_rows_nv<TV, 6>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-        case 5:
-          accumulate_rows_nv<TV, 5>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-        case 4:
-          accumulate_rows_nv<TV, 4>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-        case 3:
-          accumulate_rows_nv<TV, 3>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-        case 2:
-          accumulate_rows_nv<TV, 2>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-        default:
-          accumulate_rows_nv<TV, 1>(nv, orow, hd, d0, alpha + r0, prow, bt, v, n);
-          break;
-      }
-    }
-  }
+  for (int r0 = 0; r0 < rows; r0 += 6)
+    for (int64_t d0 = 0; d0 < hd; d0 += 64)
+      with_count<6>(std::min(6, rows - r0), [&](auto nr) {
+        with_count<4>(static_cast<int>(std::min<int64_t>(4, (hd - d0) / 16)), [&](auto nv) {
+          accumulate_rows<TV, decltype(nr)::value, decltype(nv)::value>(
+              o + r0 * hd, hd, d0, alpha + r0, p + r0 * bt, bt, v, n);
+        });
+      });
 }
 
 // Per-thread buffers of the tile kernel, grown to the largest shape seen.
