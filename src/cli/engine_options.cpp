@@ -57,7 +57,7 @@ void EngineFlags::add_to(CLI::App* cmd, bool model_required) {
   cmd->add_option("--threads", threads, "compute threads (default: one per core)")
       ->envname("HWLEDGER_THREADS");
   cmd->add_option("--kv-dtype", kv_dtype,
-                  "KV cache element type: f16 (default), bf16, f32, q8_0, q4_0")
+                  "KV cache element type: f16 (default), bf16, f32, q8_0, q4_0, fp8 (e4m3)")
       ->envname("HWLEDGER_KV_DTYPE");
   cmd->add_option("--max-kv-size", max_kv_size, "working-memory KV budget, e.g. 2G")
       ->envname("HWLEDGER_MAX_KV_SIZE");

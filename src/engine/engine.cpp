@@ -13,7 +13,8 @@ DType parse_kv_dtype(const std::string& name) {
   if (name == "f32") return DType::F32;
   if (name == "q8_0") return DType::Q8_0;
   if (name == "q4_0") return DType::Q4_0;
-  fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32, q8_0, q4_0)", name);
+  if (name == "fp8" || name == "fp8_e4m3" || name == "f8_e4m3") return DType::F8_E4M3;
+  fail_input("unsupported --kv-dtype '{}' (supported: f16, bf16, f32, q8_0, q4_0, fp8)", name);
 }
 
 void parse_device(const std::string& name, Device& device, int& index) {

@@ -4,14 +4,16 @@
 //   V slab: [n_kv_heads][block_tokens][head_dim]   (rows: one vector op per value row)
 // and all layers of a block are contiguous, so a block moves between tiers as one piece.
 //
-// Quantized types (q8_0, q4_0) quantize each token's head vector in groups of 32 dims along
+// Quantized types (q8_0, q4_0, fp8) quantize each token's head vector in groups of 32 dims along
 // head_dim, each group with one f16 scale, so a new token never requantizes earlier ones. One
 // head's K or V region is its packed values followed by its scales:
 //   K: values [head_dim][block_tokens], then scales [head_dim/32][block_tokens] (f16)
 //   V: values [block_tokens][head_dim], then scales [block_tokens][head_dim/32] (f16)
 // q8_0 values are int8 (x ~ q * d, d = amax/127); q4_0 values are 4-bit (x ~ (q - 8) * d, ggml's
 // d = signed max / -8), two per byte with the lower index in the low nibble: two consecutive
-// tokens per byte for K, two consecutive dims per byte for V.
+// tokens per byte for K, two consecutive dims per byte for V. fp8 values are e4m3 codes, one
+// byte each exactly where q8_0 keeps its int8 (x ~ e4m3(q) * d, d = max(amax/448, 2^-14), codes
+// rounded to nearest even and saturated to +-448; ops/dtype.h has the scalar encoder/decoder).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +23,7 @@
 
 namespace hwledger {
 
-// Values per quantization group (q8_0, q4_0) along head_dim.
+// Values per quantization group (q8_0, q4_0, fp8) along head_dim.
 inline constexpr int64_t kKVQuantGroup = 32;
 
 struct KVLayout {
@@ -36,6 +38,7 @@ struct KVLayout {
     const size_t n = static_cast<size_t>(head_dim * block_tokens);
     switch (dtype) {
       case DType::Q8_0: return n;
+      case DType::F8_E4M3: return n;
       case DType::Q4_0: return n / 2;
       default: return n * dtype_size(dtype);
     }
@@ -54,7 +57,7 @@ struct KVLayout {
 };
 
 // Throws InputError naming the values if the kernels cannot use this layout: block_tokens a
-// positive multiple of 16; for q8_0/q4_0, head_dim and block_tokens multiples of 32.
+// positive multiple of 16; for q8_0/q4_0/fp8, head_dim and block_tokens multiples of 32.
 inline void validate_kv_layout(const KVLayout& L) {
   if (L.block_tokens <= 0 || L.block_tokens % 16 != 0)
     fail_input("block size {} must be a positive multiple of 16 tokens", L.block_tokens);

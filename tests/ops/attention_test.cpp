@@ -1,12 +1,15 @@
 // The CPU attention over a paged KV cache, for every KV element type (f32, f16, bf16, q8_0,
-// q4_0): the AVX-512 kernel against the generic one, the generic one against exact attention on
-// the unrounded keys and values, the q8_0/q4_0 bytes against ggml's quantizers, and the layout
-// checks.
+// q4_0, fp8): the AVX-512 kernel against the generic one, the generic one against exact attention
+// on the unrounded keys and values, the q8_0/q4_0 bytes against ggml's quantizers, the fp8 e4m3
+// encoder and decoder on every code and the fp8 bytes against a brute-force reference, and the
+// layout checks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,7 +22,8 @@
 namespace hwledger::cpu {
 namespace {
 
-constexpr DType kKVTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kKVTypes[] = {DType::F32,  DType::F16,  DType::BF16,
+                              DType::Q8_0, DType::Q4_0, DType::F8_E4M3};
 
 // Forces a SIMD level for the lifetime of the object.
 class ScopedSimdLevel {
@@ -57,7 +61,7 @@ struct Shape {
   }
 };
 
-// q8_0/q4_0 need head_dim and block_tokens multiples of 32 (validate_kv_layout).
+// q8_0/q4_0/fp8 need head_dim and block_tokens multiples of 32 (validate_kv_layout).
 bool fits(const Shape& s, DType t) {
   return !is_quantized(t) || (s.head_dim % 32 == 0 && s.block_tokens % 32 == 0);
 }
@@ -168,7 +172,7 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 // The bound on the generic kernel's error (max |err| / max |out|) against exact attention on
 // the unrounded keys and values, per KV type. Measured worst cases over these shapes with seeds
-// 11 to 14: f32 1.6e-6, f16 9.1e-4, bf16 6.7e-3, q8_0 2.0e-2, q4_0 2.6e-1.
+// 11 to 14: f32 1.6e-6, f16 9.1e-4, bf16 6.7e-3, q8_0 2.0e-2, q4_0 2.6e-1, fp8 7.2e-2.
 double accuracy_bound(DType t) {
   switch (t) {
     case DType::F32:
@@ -181,6 +185,8 @@ double accuracy_bound(DType t) {
       return 3e-2;
     case DType::Q4_0:
       return 3.5e-1;
+    case DType::F8_E4M3:
+      return 1.2e-1;
     default:
       return 0;
   }
@@ -362,6 +368,245 @@ uint16_t u16_at(const uint8_t* p) {
   return h;
 }
 
+// ---- fp8 (e4m3) ------------------------------------------------------------------------------
+
+// The value of e4m3fn code b from the format's definition (sign, 4 exponent bits of bias 7, 3
+// mantissa bits, subnormals at exponent 0), in double.
+double e4m3_value(int b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  const double v = e == 0 ? std::ldexp(m, -9) : std::ldexp(8 + m, e - 10);
+  return (b & 0x80) ? -v : v;
+}
+
+// The nearest finite e4m3 code to x by search over all codes (ties to the even code), saturated
+// to +-448; NaN gives +0, and the sign of x is kept (-0 for tiny negatives).
+uint8_t nearest_e4m3(double x) {
+  static const std::vector<double> value = [] {
+    std::vector<double> v(0x7f);
+    for (int b = 0; b < 0x7f; ++b) v[b] = e4m3_value(b);
+    return v;
+  }();
+  if (std::isnan(x)) return 0;
+  const double a = std::fabs(x);
+  int best = 0;
+  for (int b = 1; b <= 0x7e; ++b) {
+    const double d = std::fabs(value[b] - a), db = std::fabs(value[best] - a);
+    if (d < db || (d == db && (b & 1) == 0)) best = b;
+  }
+  return static_cast<uint8_t>((std::signbit(x) ? 0x80 : 0) | best);
+}
+
+// The documented fp8 group: d = f16(max(amax / 448, 2^-14)) (at most 65504), codes nearest
+// to x / d.
+struct Fp8Group {
+  uint16_t d;
+  uint8_t q[32];
+};
+Fp8Group reference_fp8(const float* x) {
+  float amax = 0;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  Fp8Group g{f32_to_f16(std::min(std::max(amax / 448.0f, std::ldexp(1.0f, -14)), 65504.0f)), {}};
+  const float d = f16_to_f32(g.d);
+  for (int i = 0; i < 32; ++i) g.q[i] = nearest_e4m3(static_cast<double>(x[i] / d));
+  return g;
+}
+
+// Keys or values [n, nkv, hd] (hd % 32 == 0) replaced by their fp8 dequantization, e4m3(q) * d.
+std::vector<float> fp8_roundtrip(const std::vector<float>& x) {
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); i += 32) {
+    const Fp8Group g = reference_fp8(&x[i]);
+    for (int j = 0; j < 32; ++j)
+      y[i + j] = static_cast<float>(e4m3_value(g.q[j])) * f16_to_f32(g.d);
+  }
+  return y;
+}
+
+std::string hex(int b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", b);
+  return buf;
+}
+
+TEST(Fp8, EveryCodeDecodesToItsValueAndEncodesBack) {
+  for (int b = 0; b < 256; ++b) {
+    const uint8_t c = static_cast<uint8_t>(b);
+    const float v = e4m3_to_f32(c);
+    // The f16 shortcut of the SIMD and GPU decoders: the same value times 2^-8, exactly.
+    const float via_f16 = f16_to_f32(e4m3_to_f16_bits_div256(c)) * 256.0f;
+    EXPECT_EQ(std::memcmp(&v, &via_f16, 4), 0) << hex(b) << ": " << v << " vs " << via_f16;
+    if ((b & 0x7f) == 0x7f) {  // e4m3fn's NaN codes: never written, read as +-480
+      EXPECT_EQ(v, b & 0x80 ? -480.0f : 480.0f) << hex(b);
+      continue;
+    }
+    EXPECT_EQ(static_cast<double>(v), e4m3_value(b)) << hex(b);
+    EXPECT_EQ(f32_to_e4m3(v), c) << hex(b) << " = " << v;
+    EXPECT_EQ(std::signbit(v), (b & 0x80) != 0) << hex(b);
+  }
+  EXPECT_EQ(e4m3_to_f32(0x7e), 448.0f);
+  EXPECT_EQ(e4m3_to_f32(0x01), std::ldexp(1.0f, -9));      // the smallest subnormal
+  EXPECT_EQ(e4m3_to_f32(0x07), 7 * std::ldexp(1.0f, -9));  // the largest subnormal
+  EXPECT_EQ(e4m3_to_f32(0x08), std::ldexp(1.0f, -6));      // the smallest normal
+}
+
+TEST(Fp8, EncoderRoundsToNearestEvenSaturatesAndNeverWritesNaN) {
+  const float inf = std::numeric_limits<float>::infinity(), sub = std::ldexp(1.0f, -9);
+  struct Case {
+    float x;
+    int code;
+  };
+  const Case cases[] = {
+      {0.0f, 0x00},          {-0.0f, 0x80},          {sub, 0x01},    {-sub, 0x81},
+      {sub / 2, 0x00},       {-sub / 2, 0x80},    // ties to even (0)
+      {sub * 0.51f, 0x01},   {sub * 1.5f, 0x02},  // 1.5 subnormal steps: tie to 2
+      {sub * 2.5f, 0x02},    {sub * 7.5f, 0x08},  // 7.5: up to the smallest normal
+      {1.0f, 0x38},          {1.0625f, 0x38},     // halfway 1 .. 1.125: to even 1
+      {1.1875f, 0x3a},       {-1.125f, 0xb9},     // halfway 1.125 .. 1.25: to even 1.25
+      {448.0f, 0x7e},        {449.0f, 0x7e},         {464.0f, 0x7e}, {480.0f, 0x7e},
+      {1e30f, 0x7e},         {-1e30f, 0xfe},         {inf, 0x7e},    {-inf, 0xfe},
+      {416.0f, 0x7d},        {432.0f, 0x7e},  // 432 halfway 416 .. 448: to even 448
+      {std::nanf(""), 0x00}, {-std::nanf(""), 0x00},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(f32_to_e4m3(c.x), c.code) << c.x << ": got " << hex(f32_to_e4m3(c.x));
+  // Every midpoint between neighbouring codes goes to the even one, and one f32 step either
+  // side of it to the nearer one.
+  for (int b = 0; b < 0x7e; ++b) {
+    const float lo = e4m3_to_f32(static_cast<uint8_t>(b)),
+                hi = e4m3_to_f32(static_cast<uint8_t>(b + 1));
+    const float mid = (lo + hi) / 2;  // exact: 4 significant bits at most
+    EXPECT_EQ(f32_to_e4m3(mid), (b & 1) ? b + 1 : b) << "midpoint " << mid;
+    EXPECT_EQ(f32_to_e4m3(-mid), 0x80 | ((b & 1) ? b + 1 : b)) << "midpoint " << -mid;
+    EXPECT_EQ(f32_to_e4m3(std::nextafter(mid, 0.0f)), b) << "below " << mid;
+    EXPECT_EQ(f32_to_e4m3(std::nextafter(mid, 1e9f)), b + 1) << "above " << mid;
+  }
+  // A sweep of every 997th finite f32 and its negation against the search over all codes.
+  int64_t bad = 0;
+  for (uint32_t u = 0; u < 0x7f800000u; u += 997)
+    for (uint32_t s : {0u, 0x80000000u}) {
+      float x;
+      const uint32_t bits = u | s;
+      std::memcpy(&x, &bits, 4);
+      if (std::fabs(x) > 600 || std::fabs(x) < 1e-4) {
+        const uint8_t c = f32_to_e4m3(x);  // far outside: only saturation / zero
+        if ((c & 0x7f) != (std::fabs(x) > 600 ? 0x7e : 0) && bad++ < 5)
+          ADD_FAILURE() << x << " -> " << hex(c);
+        continue;
+      }
+      const uint8_t got = f32_to_e4m3(x), want = nearest_e4m3(x);
+      if (got != want && bad++ < 5)
+        ADD_FAILURE() << std::hexfloat << x << ": " << hex(got) << ", nearest even " << hex(want);
+    }
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(Fp8, GroupScaleIsAmaxOver448WithinF16sNormalRange) {
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(448.0f)), 1.0f);
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(1.0f)), f16_to_f32(f32_to_f16(1.0f / 448)));
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(0.0f)), std::ldexp(1.0f, -14));   // all-zero group
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(1e-3f)), std::ldexp(1.0f, -14));  // not subnormal
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(1e9f)), 65504.0f);
+  EXPECT_EQ(f16_to_f32(fp8_group_scale(std::numeric_limits<float>::infinity())), 65504.0f);
+}
+
+// The stored fp8 bytes: q8_0's layout with e4m3 codes, equal to the brute-force reference.
+TEST(KVStore, Fp8BlocksAreTheReferenceQuantizationInTheDocumentedLayout) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  const int64_t nkv = 2, hd = 64, bt = 32, n_tokens = 40, groups = hd / 32;
+  std::vector<float> k(n_tokens * nkv * hd), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = dist(rng) * (i % 7 == 0 ? 50.f : 1.f);     // outliers: many values far below amax
+    v[i] = dist(rng) * (i % 200 < 32 ? 1e-4f : 1.f);  // some tiny groups: the 2^-14 scale
+  }
+  for (int i = 0; i < 32; ++i) k[hd + i] = 0;  // an all-zero group
+  k[3] = -0.0f;
+  v[7] = 1e6f;  // saturates nothing: its group's scale follows it
+  KVLayout layout{3, nkv, hd, bt, DType::F8_E4M3};
+  PagedCache cache(layout, n_tokens, 0xff);
+  for (int64_t t = 0; t < n_tokens; ++t)
+    kv_store(k.data() + t * nkv * hd, v.data() + t * nkv * hd, 1, t, cache.view(2));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const uint8_t* block = cache.blocks[t / bt];
+    const int64_t j = t % bt;
+    for (int64_t h = 0; h < nkv; ++h) {
+      const uint8_t* kh = block + layout.k_offset(2) + h * layout.head_bytes();
+      const uint8_t* vh = block + layout.v_offset(2) + h * layout.head_bytes();
+      for (int64_t g = 0; g < groups; ++g) {
+        const Fp8Group kr = reference_fp8(&k[(t * nkv + h) * hd + g * 32]);
+        const Fp8Group vr = reference_fp8(&v[(t * nkv + h) * hd + g * 32]);
+        const size_t values = hd * bt;  // one byte each; scales K [groups][bt], V [bt][groups]
+        ASSERT_EQ(u16_at(kh + values + 2 * (g * bt + j)), kr.d)
+            << "K t" << t << " h" << h << " g" << g;
+        ASSERT_EQ(u16_at(vh + values + 2 * (j * groups + g)), vr.d)
+            << "V t" << t << " h" << h << " g" << g;
+        for (int64_t i = 0; i < 32; ++i) {
+          const int64_t d = g * 32 + i;
+          ASSERT_EQ(kh[d * bt + j], kr.q[i]) << "K t" << t << " h" << h << " d" << d;  // [hd][bt]
+          ASSERT_EQ(vh[j * hd + d], vr.q[i]) << "V t" << t << " h" << h << " d" << d;  // [bt][hd]
+        }
+      }
+    }
+  }
+}
+
+// Both kernels compute attention over exactly the dequantized fp8 keys and values.
+TEST(Attention, Fp8IsExactAttentionOverItsDequantizedValues) {
+  ThreadPool pool(2);
+  std::mt19937 rng(29);
+  for (SimdLevel simd : {SimdLevel::Generic, SimdLevel::AVX512}) {
+    if (simd > detected_simd_level()) continue;
+    ScopedSimdLevel level(simd);
+    for (const Shape& s : shapes()) {
+      if (!fits(s, DType::F8_E4M3)) continue;
+      const Inputs in = random_inputs(s, rng);
+      Inputs rounded = in;
+      rounded.k = fp8_roundtrip(in.k);
+      rounded.v = fp8_roundtrip(in.v);
+      EXPECT_LT(relative_error(run_attention(s, fill_cache(s, DType::F8_E4M3, in), in, pool),
+                               exact_attention(s, rounded)),
+                1e-5)
+          << simd_level_name(simd) << " " << s.str();
+    }
+  }
+}
+
+// fp8 KV against f32 KV (the same kernel): max |err| / max |out| over every shape, per SIMD
+// level. Measured worst over seeds 31 to 34: 7.9e-2, relative L2 5.1e-2 (q8_0 under the same
+// test: 1.9e-2): e4m3's 3 mantissa bits (relative step 1/16 to 1/8) cost more than int8's
+// amax/127 steps on Gaussian data, less on values far below their group's largest.
+TEST(Attention, Fp8IsCloseToF32KV) {
+  ThreadPool pool(2);
+  for (SimdLevel simd : {SimdLevel::Generic, SimdLevel::AVX512}) {
+    if (simd > detected_simd_level()) continue;
+    ScopedSimdLevel level(simd);
+    std::mt19937 rng(31);
+    double worst = 0, worst_q8 = 0, worst_l2 = 0;
+    for (const Shape& s : shapes()) {
+      if (!fits(s, DType::F8_E4M3)) continue;
+      const Inputs in = random_inputs(s, rng);
+      const std::vector<float> f32 = run_attention(s, fill_cache(s, DType::F32, in), in, pool);
+      const std::vector<float> f8 = run_attention(s, fill_cache(s, DType::F8_E4M3, in), in, pool);
+      const double err = relative_error(f8, f32);
+      EXPECT_LT(err, 1.2e-1) << simd_level_name(simd) << " " << s.str();
+      worst = std::max(worst, err);
+      double d2 = 0, n2 = 0;
+      for (size_t i = 0; i < f32.size(); ++i) {
+        d2 += (static_cast<double>(f8[i]) - f32[i]) * (static_cast<double>(f8[i]) - f32[i]);
+        n2 += static_cast<double>(f32[i]) * f32[i];
+      }
+      worst_l2 = std::max(worst_l2, std::sqrt(d2 / n2));
+      worst_q8 =
+          std::max(worst_q8,
+                   relative_error(run_attention(s, fill_cache(s, DType::Q8_0, in), in, pool), f32));
+    }
+    std::printf(
+        "%s: fp8 KV vs f32 KV worst max|err|/max|out| %.3g, relative L2 %.3g (q8_0: %.3g)\n",
+        std::string(simd_level_name(simd)).c_str(), worst, worst_l2, worst_q8);
+    RecordProperty("fp8_vs_f32_" + std::string(simd_level_name(simd)), std::to_string(worst));
+  }
+}
+
 // The stored bytes follow the layout documented in ops/paged_kv.h and docs/cache-format.md
 // (the SSD tier persists them) and equal ggml's quantization of each token's head vector.
 TEST(KVStore, QuantizedBlocksAreGgmlBlocksInTheDocumentedLayout) {
@@ -450,6 +695,13 @@ TEST(KVLayout, QuantizedSizesAreGgmlBlockSizes) {
   EXPECT_EQ(q8.k_offset(4), 2 * 4 * q8.slab_bytes());
   EXPECT_EQ(dtype_name(DType::Q8_0), "q8_0");
   EXPECT_EQ(dtype_name(DType::Q4_0), "q4_0");
+  // fp8: q8_0's layout, one e4m3 byte per value plus an f16 scale per 32 (34 bytes per 32).
+  KVLayout f8{28, 8, 128, 32, DType::F8_E4M3};
+  EXPECT_EQ(f8.head_value_bytes(), 128u * 32);
+  EXPECT_EQ(f8.head_bytes(), q8.head_bytes());
+  EXPECT_EQ(f8.bytes_per_token(), q8.bytes_per_token());
+  EXPECT_EQ(dtype_name(DType::F8_E4M3), "fp8");
+  EXPECT_EQ(static_cast<int>(DType::F8_E4M3), 6);  // stored in SSD headers
 }
 
 TEST(KVLayout, QuantizedTypesNeedGroupsOf32) {
@@ -466,6 +718,8 @@ TEST(KVLayout, QuantizedTypesNeedGroupsOf32) {
   const std::string hd40 = message({2, 2, 40, 32, DType::Q8_0});
   EXPECT_NE(hd40.find("q8_0"), std::string::npos) << hd40;
   EXPECT_NE(hd40.find("40"), std::string::npos) << hd40;
+  const std::string f8 = message({2, 2, 40, 32, DType::F8_E4M3});
+  EXPECT_NE(f8.find("fp8"), std::string::npos) << f8;
   const std::string bt16 = message({2, 2, 64, 16, DType::Q4_0});
   EXPECT_NE(bt16.find("q4_0"), std::string::npos) << bt16;
   EXPECT_NE(bt16.find("16 tokens"), std::string::npos) << bt16;

@@ -65,13 +65,33 @@ inline void prefetch(const uint8_t* p, size_t bytes) {
     _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
 }
 
+// 16 fp8 e4m3 codes as f32 times 2^-8, exactly: each code's fields moved into f16 bits
+// (e4m3_to_f16_bits_div256), then converted. Times 256 d gives e4m3_to_f32(code) * d to the
+// bit: both factors are exact, the product is rounded once.
+inline __m512 fp8x16_div256(const uint8_t* p) {
+  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8);
+  const __m256i rest = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7);
+  return _mm512_cvtph_ps(_mm256_or_si256(sign, rest));
+}
+
 // One KV head's quantized K region of a block (kh) as f32 kf[hd][bt], dequantized exactly as
-// ggml does: (q - zero) * d, one rounding.
+// ggml does: (q - zero) * d, one rounding (fp8: e4m3(q) * d, one rounding).
 template <DType T>
 void load_keys(const KVLayout& L, const uint8_t* kh, float* kf) {
-  static_assert(T == DType::Q8_0 || T == DType::Q4_0);
+  static_assert(T == DType::Q8_0 || T == DType::Q4_0 || T == DType::F8_E4M3);
   const int64_t bt = L.block_tokens, hd = L.head_dim;
-  if constexpr (T == DType::Q8_0) {
+  if constexpr (T == DType::F8_E4M3) {
+    const uint8_t* scales = kh + L.head_value_bytes();  // f16 [hd/32][bt]
+    const __m512 k256 = _mm512_set1_ps(256.0f);
+    for (int64_t d = 0; d < hd; ++d) {
+      const uint8_t* sc = scales + 2 * (d / kKVQuantGroup) * bt;
+      for (int64_t j = 0; j < bt; j += 16)
+        _mm512_storeu_ps(kf + d * bt + j,
+                         _mm512_mul_ps(fp8x16_div256(kh + d * bt + j),
+                                       _mm512_mul_ps(load16<DType::F16>(sc + 2 * j), k256)));
+    }
+  } else if constexpr (T == DType::Q8_0) {
     const uint8_t* scales = kh + L.head_value_bytes();  // f16 [hd/32][bt]
     for (int64_t d = 0; d < hd; ++d) {
       const uint8_t* sc = scales + 2 * (d / kKVQuantGroup) * bt;
@@ -102,9 +122,18 @@ void load_keys(const KVLayout& L, const uint8_t* kh, float* kf) {
 // Value rows 0 .. n-1 of one KV head's quantized V region of a block (vh) as f32 vf[n][hd].
 template <DType T>
 void load_values(const KVLayout& L, const uint8_t* vh, int64_t n, float* vf) {
-  static_assert(T == DType::Q8_0 || T == DType::Q4_0);
+  static_assert(T == DType::Q8_0 || T == DType::Q4_0 || T == DType::F8_E4M3);
   const int64_t hd = L.head_dim, groups = hd / kKVQuantGroup;
-  if constexpr (T == DType::Q8_0) {
+  if constexpr (T == DType::F8_E4M3) {
+    const uint8_t* scales = vh + L.head_value_bytes();  // f16 [bt][hd/32]
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t g = 0; g < groups; ++g) {
+        const __m512 d = _mm512_set1_ps(f16_at(scales + 2 * (j * groups + g)) * 256.0f);
+        const uint8_t* row = vh + j * hd + 32 * g;
+        _mm512_storeu_ps(vf + j * hd + 32 * g, _mm512_mul_ps(fp8x16_div256(row), d));
+        _mm512_storeu_ps(vf + j * hd + 32 * g + 16, _mm512_mul_ps(fp8x16_div256(row + 16), d));
+      }
+  } else if constexpr (T == DType::Q8_0) {
     const uint8_t* scales = vh + L.head_value_bytes();  // f16 [bt][hd/32]
     for (int64_t j = 0; j < n; ++j)
       for (int64_t g = 0; g < groups; ++g) {
@@ -338,6 +367,8 @@ void attention_tile_avx512(const AttentionRow* rows, int n_rows, const PagedKVVi
       return attention_tile<DType::Q8_0>(rows, n_rows, kv, kv_head, scale);
     case DType::Q4_0:
       return attention_tile<DType::Q4_0>(rows, n_rows, kv, kv_head, scale);
+    case DType::F8_E4M3:
+      return attention_tile<DType::F8_E4M3>(rows, n_rows, kv, kv_head, scale);
     default:
       return;
   }

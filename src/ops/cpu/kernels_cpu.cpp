@@ -142,6 +142,27 @@ uint16_t quantize_group_q4_0(const float* x, uint8_t* q) {
   return f32_to_f16(std::fmin(std::fmax(d, -65504.f), 65504.f));
 }
 
+// fp8 for one group of 32 values: the f16 scale d = max(amax / 448, 2^-14) (fp8_group_scale),
+// q = e4m3(x / d) rounded to nearest even and saturated to +-448. Dividing by the rounded d makes
+// e4m3(q) * d the nearest fp8 value to x. Returns d as f16; the CUDA store computes the same bits.
+uint16_t quantize_group_fp8(const float* x, uint8_t* q) {
+  float amax = 0;
+  for (int64_t i = 0; i < kKVQuantGroup; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const uint16_t dh = fp8_group_scale(amax);
+  const float d = f16_to_f32(dh);
+  for (int64_t i = 0; i < kKVQuantGroup; ++i) q[i] = f32_to_e4m3(x[i] / d);
+  return dh;
+}
+
+// e4m3 code -> value, for the generic kernel's per-element loads.
+struct E4M3Table {
+  float v[256] = {};
+  constexpr E4M3Table() {
+    for (int b = 0; b < 256; ++b) v[b] = e4m3_to_f32(static_cast<uint8_t>(b));
+  }
+};
+constexpr E4M3Table kE4M3;
+
 void put_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
 float get_f16(const uint8_t* p) {
   uint16_t h;
@@ -164,6 +185,17 @@ void store_token(const KVLayout& L, const float* kr, const float* vr, int64_t j,
         for (int64_t i = 0; i < kKVQuantGroup; ++i)
           kh[(d0 + i) * bt + j] = static_cast<uint8_t>(q[i]);
         put_f16(vscale + 2 * (j * groups + g), quantize_group_q8_0(vr + d0, q));
+        std::memcpy(vh + j * hd + d0, q, kKVQuantGroup);
+      }
+      break;
+    }
+    case DType::F8_E4M3: {  // q8_0's layout with e4m3 codes for the int8s
+      uint8_t q[kKVQuantGroup];
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t d0 = g * kKVQuantGroup;
+        put_f16(kscale + 2 * (g * bt + j), quantize_group_fp8(kr + d0, q));
+        for (int64_t i = 0; i < kKVQuantGroup; ++i) kh[(d0 + i) * bt + j] = q[i];
+        put_f16(vscale + 2 * (j * groups + g), quantize_group_fp8(vr + d0, q));
         std::memcpy(vh + j * hd + d0, q, kKVQuantGroup);
       }
       break;
@@ -203,6 +235,10 @@ void load_key(const KVLayout& L, const uint8_t* kh, int64_t j, float* key) {
         key[d] = static_cast<float>(static_cast<int8_t>(kh[d * bt + j])) *
                  get_f16(kscale + 2 * ((d / kKVQuantGroup) * bt + j));
       break;
+    case DType::F8_E4M3:
+      for (int64_t d = 0; d < hd; ++d)
+        key[d] = kE4M3.v[kh[d * bt + j]] * get_f16(kscale + 2 * ((d / kKVQuantGroup) * bt + j));
+      break;
     case DType::Q4_0:
       for (int64_t d = 0; d < hd; ++d) {
         const int q = (kh[d * (bt / 2) + j / 2] >> ((j & 1) * 4)) & 0xf;
@@ -223,6 +259,10 @@ void load_value(const KVLayout& L, const uint8_t* vh, int64_t j, float* value) {
       for (int64_t d = 0; d < hd; ++d)
         value[d] = static_cast<float>(static_cast<int8_t>(vh[j * hd + d])) *
                    get_f16(vscale + 2 * (d / kKVQuantGroup));
+      break;
+    case DType::F8_E4M3:
+      for (int64_t d = 0; d < hd; ++d)
+        value[d] = kE4M3.v[vh[j * hd + d]] * get_f16(vscale + 2 * (d / kKVQuantGroup));
       break;
     case DType::Q4_0:
       for (int64_t d = 0; d < hd; ++d) {

@@ -18,8 +18,8 @@ void embedding(const void* table, DType dtype, int64_t H, const int32_t* ids, in
 void rope(float* x, int64_t T, int64_t n_heads, int64_t hd, const float* cos, const float* sin);
 // out[i] = silu(gate[i]) * up[i], i < n
 void swiglu(const float* gate, const float* up, float* out, int64_t n, ThreadPool& pool);
-// k, v: [T, nkv*hd] for positions pos0 .. pos0+T-1, converted to the layout's dtype (q8_0 and
-// q4_0 quantize each token's head vectors; the block layout is in ops/paged_kv.h)
+// k, v: [T, nkv*hd] for positions pos0 .. pos0+T-1, converted to the layout's dtype (q8_0,
+// q4_0 and fp8 quantize each token's head vectors; the block layout is in ops/paged_kv.h)
 void kv_store(const float* k, const float* v, int64_t T, int64_t pos0, const PagedKVView& kv);
 // The largest of v[0 .. n), n > 0 (v[0] if it is NaN and nothing compares greater).
 float max_value(const float* v, int64_t n);
