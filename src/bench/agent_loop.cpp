@@ -21,14 +21,16 @@ const char* agent_loop_mode_name(AgentLoopMode m) {
     case AgentLoopMode::Ram: return "ram";
     case AgentLoopMode::RamSsd: return "ram+ssd";
     case AgentLoopMode::SsdCold: return "ssd-cold";
+    case AgentLoopMode::RamCold: return "ram-cold";
   }
   return "?";
 }
 
 AgentLoopMode parse_agent_loop_mode(const std::string& s) {
-  for (auto m : {AgentLoopMode::Off, AgentLoopMode::Ram, AgentLoopMode::RamSsd, AgentLoopMode::SsdCold})
+  for (auto m : {AgentLoopMode::Off, AgentLoopMode::Ram, AgentLoopMode::RamSsd, AgentLoopMode::SsdCold,
+                 AgentLoopMode::RamCold})
     if (s == agent_loop_mode_name(m)) return m;
-  fail_input("unknown mode '{}' (modes: off, ram, ram+ssd, ssd-cold)", s);
+  fail_input("unknown mode '{}' (modes: off, ram, ram+ssd, ssd-cold, ram-cold)", s);
 }
 
 void drop_page_cache(const std::string& dir) {
@@ -128,7 +130,7 @@ AgentLoopReport run_agent_loop(const AgentLoopOptions& o) {
     eo.cache.ram_bytes = 0;
     eo.cache.ssd_bytes = 0;
     eo.cache.cache_dir = (fs::path(base_dir) / agent_loop_mode_name(mode)).string();
-    if (mode == AgentLoopMode::Ram) eo.cache.ram_bytes = static_cast<uint64_t>(o.sessions * longest * per_token * 1.25);
+    if (mode == AgentLoopMode::Ram || mode == AgentLoopMode::RamCold) eo.cache.ram_bytes = static_cast<uint64_t>(o.sessions * longest * per_token * 1.25);
     if (mode == AgentLoopMode::RamSsd)
       eo.cache.ram_bytes = o.ram_cache_bytes > 0 ? o.ram_cache_bytes : longest * per_token / 4;
     if (mode == AgentLoopMode::RamSsd || mode == AgentLoopMode::SsdCold) eo.cache.ssd_bytes = o.ssd_cache_bytes;
@@ -152,6 +154,8 @@ AgentLoopReport run_agent_loop(const AgentLoopOptions& o) {
           e->restart_kv_cache();
           drop_page_cache(eo.cache.cache_dir);
         }
+        // Working memory taken by others: every idle cached block moved down to the RAM tier.
+        if (mode == AgentLoopMode::RamCold) e->kv_cache().evict_idle();
         AgentTurn t = run_turn(*e, prompt, o.gen_tokens);
         t.session = s;
         t.turn = turn;

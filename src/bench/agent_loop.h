@@ -13,8 +13,12 @@
 
 namespace hwledger {
 
-enum class AgentLoopMode { Off, Ram, RamSsd, SsdCold };
-const char* agent_loop_mode_name(AgentLoopMode m);  // "off", "ram", "ram+ssd", "ssd-cold"
+// off: no prefix reuse. ram: a RAM tier that holds everything. ram+ssd: a small RAM tier over
+// the SSD tier. ssd-cold: the engine's cache restarted before every turn (working memory and
+// RAM empty, the SSD index rebuilt, the files out of the page cache). ram-cold: working memory
+// emptied into the RAM tier before every turn, so prefixes come back from RAM.
+enum class AgentLoopMode { Off, Ram, RamSsd, SsdCold, RamCold };
+const char* agent_loop_mode_name(AgentLoopMode m);  // "off", "ram", "ram+ssd", "ssd-cold", "ram-cold"
 AgentLoopMode parse_agent_loop_mode(const std::string& s);
 
 struct AgentLoopOptions {

@@ -38,9 +38,6 @@ void parse_device(const std::string& name, Device& device, int& index) {
 }
 
 Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
-  if (opts.device == Device::CUDA && (opts.cache.ram_bytes > 0 || opts.cache.ssd_bytes > 0))
-    fail_input("--ram-cache and --ssd-cache are not available with --device cuda yet (the GPU keeps its "
-               "prefix cache in device memory only)");
   model_ = Model::load(model_dir, opts.load);
   const ModelConfig& c = model_->config;
   threads_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());

@@ -14,8 +14,8 @@ namespace hwledger {
 
 class BlockPool {
  public:
-  // device CUDA: the blocks are device memory (cudaMalloc) on GPU `device_index`; only the
-  // kernels touch them, and the RAM/SSD tiers are not available.
+  // device CUDA: the blocks are device memory (cudaMalloc) on GPU `device_index`; the kernels
+  // read them there and the cache manager moves them to and from the tiers by DMA.
   BlockPool(const KVLayout& layout, int64_t n_blocks, Device device = Device::CPU, int device_index = 0);
 
   const KVLayout& layout() const { return layout_; }

@@ -9,7 +9,9 @@
 #include <list>
 #include <unordered_map>
 
+#include "kv/host_blocks.h"
 #include "kv/ssd_tier.h"
+#include "ops/cuda/cuda.h"
 #include "util/error.h"
 #include "util/size.h"
 
@@ -17,9 +19,12 @@ namespace hwledger {
 
 const char* tier_name(Tier t) {
   switch (t) {
-    case Tier::Working: return "working";
-    case Tier::Ram: return "ram";
-    case Tier::Ssd: return "ssd";
+    case Tier::Working:
+      return "working";
+    case Tier::Ram:
+      return "ram";
+    case Tier::Ssd:
+      return "ssd";
   }
   return "?";
 }
@@ -47,17 +52,18 @@ struct KVCacheManager::Impl {
 
   // Working tier: indexed full blocks (in use or idle) by key; idle ones in LRU order.
   std::unordered_map<Digest256, int32_t, DigestHash> working;
-  std::vector<char> indexed;                // per block id
+  std::vector<char> indexed;  // per block id
   std::vector<Digest256> block_key, block_parent;
-  std::vector<int32_t> block_tokens;        // [n_blocks][block_tokens]
-  std::list<int32_t> idle;                  // front: least recently used
+  std::vector<int32_t> block_tokens;  // [n_blocks][block_tokens]
+  std::list<int32_t> idle;            // front: least recently used
   std::vector<std::list<int32_t>::iterator> idle_pos;
   std::vector<char> in_idle;
   int64_t pending_writes = 0;
 
-  // RAM tier: copies of blocks evicted from working memory.
+  // RAM tier: copies of blocks evicted from working memory, in host memory from ram_store
+  // (page-locked beside a GPU pool).
   struct RamBlock {
-    std::shared_ptr<Buffer> data;
+    std::shared_ptr<uint8_t> data;
     Digest256 parent;
     std::vector<int32_t> tokens;
     std::list<Digest256>::iterator lru;
@@ -66,13 +72,28 @@ struct KVCacheManager::Impl {
   std::list<Digest256> ram_lru;
   uint64_t ram_used = 0;
 
+  std::shared_ptr<HostBlockStore> ram_store;
+
   std::unique_ptr<SsdTier> ssd;
   TierStats wstats, rstats;
 
+  // Beside a GPU pool, block bytes move by DMA: `copies` for single blocks (evictions,
+  // promotions, write-through), and two page-locked staging chunks, each with its own stream,
+  // for SSD restores (one chunk is read from disk while the other is copied up).
+  std::unique_ptr<cuda::CopyStream> copies;
+  struct Staging {
+    std::mutex mu;  // one restore at a time uses the chunks
+    size_t blocks = 0;
+    std::shared_ptr<HostBlockStore> store;  // chunk-sized "blocks"
+    std::shared_ptr<uint8_t> chunk[2];
+    std::unique_ptr<cuda::CopyStream> stream[2];
+  } staging;
+  uint64_t pending_write_bytes = 0;  // host copies queued for the SSD writer (GPU pool)
+
   Impl(const KVLayout& l, const Digest256& fp, const KVCacheOptions& o, BlockPool& p)
       : layout(l), fingerprint(fp), opts(o), pool(p) {
-    layout_desc = fmt::format("L{}/H{}/D{}/B{}/{}", l.n_layers, l.n_kv_heads, l.head_dim, l.block_tokens,
-                              dtype_name(l.dtype));
+    layout_desc = fmt::format("L{}/H{}/D{}/B{}/{}", l.n_layers, l.n_kv_heads, l.head_dim,
+                              l.block_tokens, dtype_name(l.dtype));
     const int64_t n = p.capacity();
     indexed.assign(n, 0);
     in_idle.assign(n, 0);
@@ -80,6 +101,65 @@ struct KVCacheManager::Impl {
     block_key.resize(n);
     block_parent.resize(n);
     block_tokens.assign(static_cast<size_t>(n * l.block_tokens), 0);
+    ram_store = HostBlockStore::create(l.block_bytes(), on_device());
+    if (on_device()) copies = std::make_unique<cuda::CopyStream>(p.device_index());
+  }
+
+  bool on_device() const { return pool.device() == Device::CUDA; }
+
+  // Block bytes out of working memory into host memory (complete on return).
+  void pool_to_host(uint8_t* dst, int32_t id) {
+    if (on_device()) {
+      copies->d2h(dst, pool.data(id), layout.block_bytes());
+      copies->synchronize();
+    } else {
+      std::memcpy(dst, pool.data(id), layout.block_bytes());
+    }
+  }
+  // Block bytes from host memory into working memory; on a GPU pool the copy is only enqueued
+  // (finish_copies waits), so `src` must stay valid until then.
+  void host_to_pool(int32_t id, const uint8_t* src) {
+    if (on_device())
+      copies->h2d(pool.data(id), src, layout.block_bytes());
+    else
+      std::memcpy(pool.data(id), src, layout.block_bytes());
+  }
+  void finish_copies() {
+    if (copies) copies->synchronize();
+  }
+
+  // SSD restore into a GPU pool: blocks are read in chunks into page-locked staging and
+  // copied up while the next chunk is read. dst are device addresses.
+  void read_ssd_to_device(const std::vector<Digest256>& keys, const std::vector<Digest256>& parents,
+                          const std::vector<uint8_t*>& dst, std::vector<bool>& ok) {
+    std::lock_guard<std::mutex> guard(staging.mu);
+    const size_t bb = layout.block_bytes();
+    if (!staging.store) {
+      staging.blocks = std::max<size_t>(1, opts.restore_chunk_bytes / bb);
+      staging.store = HostBlockStore::create(staging.blocks * bb, true, staging.blocks * bb);
+      for (int b = 0; b < 2; ++b) {
+        staging.chunk[b] = staging.store->allocate();
+        staging.stream[b] = std::make_unique<cuda::CopyStream>(pool.device_index());
+      }
+    }
+    ok.assign(keys.size(), false);
+    for (size_t at = 0, c = 0; at < keys.size(); at += staging.blocks, ++c) {
+      const size_t n = std::min(staging.blocks, keys.size() - at);
+      const int b = static_cast<int>(c % 2);
+      staging.stream[b]->synchronize();  // the chunk's previous copies are done
+      std::vector<Digest256> k(keys.begin() + at, keys.begin() + at + n),
+          p(parents.begin() + at, parents.begin() + at + n);
+      std::vector<uint8_t*> host(n);
+      for (size_t i = 0; i < n; ++i) host[i] = staging.chunk[b].get() + i * bb;
+      std::vector<bool> good;
+      ssd->read(k, p, host, good);
+      for (size_t i = 0; i < n; ++i) {
+        ok[at + i] = good[i];
+        if (good[i]) staging.stream[b]->h2d(dst[at + i], host[i], bb);
+      }
+    }
+    staging.stream[0]->synchronize();
+    staging.stream[1]->synchronize();
   }
 
   std::vector<int32_t> tokens_of(int32_t id) const {
@@ -87,7 +167,8 @@ struct KVCacheManager::Impl {
     return std::vector<int32_t>(t, t + layout.block_tokens);
   }
 
-  void index_locked(int32_t id, const Digest256& key, const Digest256& parent, const int32_t* tokens) {
+  void index_locked(int32_t id, const Digest256& key, const Digest256& parent,
+                    const int32_t* tokens) {
     working[key] = id;
     indexed[id] = 1;
     block_key[id] = key;
@@ -120,29 +201,57 @@ struct KVCacheManager::Impl {
     }
   }
 
-  // Writes a block to the SSD tier in the background, holding a pool reference until done.
-  void write_through_locked(int32_t id) {
+  // Writes a block to the SSD tier in the background, holding a pool reference until done (a
+  // CPU pool), or from a host copy made now (a GPU pool: the writer cannot read device memory).
+  void write_through_locked(int32_t id, std::unique_lock<std::mutex>& lock) {
     if (!ssd) return;
+    if (on_device()) {
+      if (ssd->contains(block_key[id])) return;
+      // Back-pressure: at most kMaxPendingWrite bytes of copies wait for the disk.
+      constexpr uint64_t kMaxPendingWrite = uint64_t{1} << 30;
+      while (pending_write_bytes + layout.block_bytes() > kMaxPendingWrite && pending_writes > 0)
+        writes_cv.wait(lock);
+      auto copy = std::make_shared<Buffer>(layout.block_bytes());
+      pool_to_host(static_cast<uint8_t*>(copy->data()), id);
+      const uint64_t bytes = layout.block_bytes();
+      ++pending_writes;
+      pending_write_bytes += bytes;
+      bool queued =
+          ssd->write_async(block_key[id], block_parent[id], tokens_of(id),
+                           static_cast<const uint8_t*>(copy->data()), [this, copy, bytes] {
+                             std::lock_guard<std::mutex> l(mu);
+                             --pending_writes;
+                             pending_write_bytes -= bytes;
+                             writes_cv.notify_all();
+                           });
+      if (!queued) {
+        --pending_writes;
+        pending_write_bytes -= bytes;
+      }
+      return;
+    }
     pool.retain(id);
     ++pending_writes;
-    bool queued = ssd->write_async(block_key[id], block_parent[id], tokens_of(id), pool.data(id), [this, id] {
-      std::lock_guard<std::mutex> lock(mu);
-      --pending_writes;
-      unref_locked(id);
-      writes_cv.notify_all();
-    });
+    bool queued =
+        ssd->write_async(block_key[id], block_parent[id], tokens_of(id), pool.data(id), [this, id] {
+          std::lock_guard<std::mutex> lock(mu);
+          --pending_writes;
+          unref_locked(id);
+          writes_cv.notify_all();
+        });
     if (!queued) {
       --pending_writes;
       pool.unref(id);  // never reaches zero here: the sequence holds it
     }
   }
 
+  // A copy of working block `id` enters the RAM tier.
   void ram_insert_locked(const Digest256& key, const Digest256& parent, std::vector<int32_t> tokens,
-                         const uint8_t* data) {
+                         int32_t id) {
     if (opts.ram_bytes < layout.block_bytes() || ram.count(key)) return;
     while (ram_used + layout.block_bytes() > opts.ram_bytes && !ram_lru.empty()) ram_evict_locked();
-    auto buf = std::make_shared<Buffer>(layout.block_bytes());
-    std::memcpy(buf->data(), data, layout.block_bytes());
+    std::shared_ptr<uint8_t> buf = ram_store->allocate();
+    pool_to_host(buf.get(), id);
     ram_lru.push_back(key);
     ram[key] = RamBlock{buf, parent, std::move(tokens), std::prev(ram_lru.end())};
     ram_used += layout.block_bytes();
@@ -155,13 +264,24 @@ struct KVCacheManager::Impl {
     Digest256 key = ram_lru.front();
     RamBlock& b = ram[key];
     if (ssd && !ssd->contains(key)) {
-      std::shared_ptr<Buffer> keep = b.data;
-      ssd->write_async(key, b.parent, b.tokens, static_cast<const uint8_t*>(keep->data()), [keep] {});
+      std::shared_ptr<uint8_t> keep = b.data;
+      ssd->write_async(key, b.parent, b.tokens, keep.get(), [keep] {});
     }
     ram_lru.pop_front();
     ram.erase(key);
     ram_used -= layout.block_bytes();
     ++rstats.evictions;
+  }
+
+  // The least recently used idle working block goes down to the RAM tier (if there is one)
+  // and its working block is freed.
+  void evict_idle_locked() {
+    int32_t victim = idle.front();
+    take_from_idle_locked(victim);
+    ram_insert_locked(block_key[victim], block_parent[victim], tokens_of(victim), victim);
+    unindex_locked(victim);
+    pool.free_block(victim);
+    ++wstats.evictions;
   }
 
   // A free working block, evicting the least recently used idle cached block (down to the RAM
@@ -171,12 +291,7 @@ struct KVCacheManager::Impl {
       int32_t id = pool.allocate();
       if (id >= 0) return id;
       if (!idle.empty()) {
-        int32_t victim = idle.front();
-        take_from_idle_locked(victim);
-        ram_insert_locked(block_key[victim], block_parent[victim], tokens_of(victim), pool.data(victim));
-        unindex_locked(victim);
-        pool.free_block(victim);
-        ++wstats.evictions;
+        evict_idle_locked();
         continue;
       }
       if (pending_writes > 0 && attempt < 100) {
@@ -190,11 +305,12 @@ struct KVCacheManager::Impl {
 
 KVCacheManager::KVCacheManager(const KVLayout& layout, const std::string& model_fingerprint,
                                const KVCacheOptions& opts)
-    : pool_(std::make_unique<BlockPool>(layout, std::max<int64_t>(1, opts.working_blocks), opts.device,
-                                        opts.device_index)),
+    : pool_(std::make_unique<BlockPool>(layout, std::max<int64_t>(1, opts.working_blocks),
+                                        opts.device, opts.device_index)),
       impl_(std::make_unique<Impl>(layout, from_hex(model_fingerprint), opts, *pool_)) {
   if (opts.enabled && opts.ssd_bytes > 0 && !opts.cache_dir.empty()) {
-    impl_->ssd = std::make_unique<SsdTier>(opts.cache_dir, opts.ssd_bytes, layout, impl_->fingerprint);
+    impl_->ssd =
+        std::make_unique<SsdTier>(opts.cache_dir, opts.ssd_bytes, layout, impl_->fingerprint);
     impl_->ssd->key_of = [this](const Digest256& parent, const std::vector<int32_t>& tokens) {
       return block_key(parent, tokens);
     };
@@ -218,28 +334,32 @@ Digest256 KVCacheManager::root_key(const std::string& salt) const {
   return h.finish();
 }
 
-Digest256 KVCacheManager::block_key(const Digest256& parent, std::span<const int32_t> tokens) const {
+Digest256 KVCacheManager::block_key(const Digest256& parent,
+                                    std::span<const int32_t> tokens) const {
   Sha256 h;
   h.update(&kKeyFormatVersion, sizeof(kKeyFormatVersion));
   h.update(impl_->fingerprint.data(), 32);
   h.update(impl_->layout_desc);
   h.update(parent.data(), 32);
   for (int32_t t : tokens) {  // little-endian uint32, as SPEC says
-    uint8_t b[4] = {static_cast<uint8_t>(t), static_cast<uint8_t>(t >> 8), static_cast<uint8_t>(t >> 16),
+    uint8_t b[4] = {static_cast<uint8_t>(t), static_cast<uint8_t>(t >> 8),
+                    static_cast<uint8_t>(t >> 16),
                     static_cast<uint8_t>(static_cast<uint32_t>(t) >> 24)};
     h.update(b, 4);
   }
   return h.finish();
 }
 
-PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t> prompt, const std::string& salt) {
+PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t> prompt,
+                                        const std::string& salt) {
   auto t0 = std::chrono::steady_clock::now();
   PrefixHit hit;
   HW_CHECK(seq.blocks.empty(), "attach_prefix needs an empty sequence");
   Impl& I = *impl_;
   if (!I.opts.enabled || prompt.size() < 2) return hit;
   const int64_t bt = I.layout.block_tokens;
-  const int64_t max_blocks = (static_cast<int64_t>(prompt.size()) - 1) / bt;  // keep one token to compute
+  const int64_t max_blocks =
+      (static_cast<int64_t>(prompt.size()) - 1) / bt;  // keep one token to compute
   std::vector<Digest256> keys, parents;
   Digest256 parent = root_key(salt);
   for (int64_t i = 0; i < max_blocks; ++i) {
@@ -253,9 +373,9 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
   // First pass: where each block of the chain is, up to the first miss. Working-memory hits
   // are pinned now and RAM hits are taken out of the RAM tier, so that making room for the
   // restored blocks below cannot evict the very blocks this prompt needs.
-  std::vector<int32_t> ids;     // working block per chain position (-1: to allocate)
-  std::vector<Tier> from;       // where each of `ids` came from
-  std::vector<std::shared_ptr<Buffer>> ram_data;
+  std::vector<int32_t> ids;  // working block per chain position (-1: to allocate)
+  std::vector<Tier> from;    // where each of `ids` came from
+  std::vector<std::shared_ptr<uint8_t>> ram_data;
   for (int64_t i = 0; i < max_blocks; ++i) {
     const Digest256& k = keys[i];
     if (auto it = I.working.find(k); it != I.working.end()) {
@@ -304,12 +424,16 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
     ids[j] = id;
     if (from[j] == Tier::Ram) {
       // Promotion: the block moves up to working memory and leaves the RAM tier.
-      std::memcpy(I.pool.data(id), ram_data[j]->data(), I.layout.block_bytes());
+      I.host_to_pool(id, ram_data[j].get());
       I.index_locked(id, keys[j], parents[j], prompt.data() + j * bt);
     } else {
       ssd_idx.push_back(j);
     }
   }
+
+  // RAM promotions were enqueued above; they complete before anyone can compute on the blocks
+  // (ram_data holds their sources until here).
+  I.finish_copies();
 
   if (!ssd_idx.empty()) {
     // All SSD reads of this prompt are issued together and overlap; the lock is released while
@@ -323,7 +447,10 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
     }
     std::vector<bool> ok;
     lock.unlock();
-    I.ssd->read(rk, rp, dst, ok);
+    if (I.on_device())
+      I.read_ssd_to_device(rk, rp, dst, ok);
+    else
+      I.ssd->read(rk, rp, dst, ok);
     lock.lock();
     size_t first_bad = ids.size();
     for (size_t n = 0; n < ssd_idx.size(); ++n)
@@ -355,7 +482,8 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
   return hit;
 }
 
-void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens, const std::string& salt) {
+void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens,
+                            const std::string& salt) {
   Impl& I = *impl_;
   if (!I.opts.enabled) return;
   const int64_t bt = I.layout.block_tokens;
@@ -369,7 +497,7 @@ void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens, co
     new_keys.push_back(k);
     parent = k;
   }
-  std::lock_guard<std::mutex> lock(I.mu);
+  std::unique_lock<std::mutex> lock(I.mu);
   for (size_t n = 0; n < new_keys.size(); ++n) {
     const int64_t i = static_cast<int64_t>(seq.keys.size());
     const int32_t id = seq.blocks[i];
@@ -379,7 +507,7 @@ void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens, co
       I.index_locked(id, new_keys[n], parents[n], tokens.data() + i * bt);
       // Write-through on first sight: the SSD tier gets every new full block in the
       // background, so a restart finds the whole prefix (docs/cache-format.md).
-      I.write_through_locked(id);
+      I.write_through_locked(id, lock);
     }
     seq.keys.push_back(new_keys[n]);
   }
@@ -403,8 +531,10 @@ void KVCacheManager::reserve(KVSequence& seq, int64_t n_tokens) {
   while (static_cast<int64_t>(seq.blocks.size()) < need) {
     int32_t id = I.allocate_locked(lock);
     if (id < 0)
-      fail("KV cache is full: {} tokens need {} blocks of {} tokens; working memory holds {} ({}) and all are in use",
-           n_tokens, need, bt, I.pool.capacity(), format_bytes(I.pool.bytes()));
+      fail(
+          "KV cache is full: {} tokens need {} blocks of {} tokens; working memory holds {} ({}) "
+          "and all are in use",
+          n_tokens, need, bt, I.pool.capacity(), format_bytes(I.pool.bytes()));
     seq.blocks.push_back(id);
     seq.block_ptrs.push_back(I.pool.data(id));
   }
@@ -480,6 +610,14 @@ int64_t KVCacheManager::clear(const Tier* tier) {
     lock.unlock();
     n += I.ssd->clear();
   }
+  return n;
+}
+
+int64_t KVCacheManager::evict_idle() {
+  Impl& I = *impl_;
+  std::lock_guard<std::mutex> lock(I.mu);
+  int64_t n = 0;
+  for (; !I.idle.empty(); ++n) I.evict_idle_locked();
   return n;
 }
 

@@ -24,6 +24,7 @@ struct KVCacheOptions {
   std::string cache_dir;       // SSD tier folder (created if missing)
   bool enabled = true;         // false: no prefix reuse at all (cache off)
   Device device = Device::CPU; // where the working-memory blocks live (BlockPool)
+  uint64_t restore_chunk_bytes = uint64_t{64} << 20;  // GPU pool: page-locked staging per SSD read chunk
   int device_index = 0;
 };
 
@@ -71,6 +72,9 @@ class KVCacheManager {
   nlohmann::json stats_json() const;
   // Drops cached blocks of one tier (or all when tier is null); returns how many.
   int64_t clear(const Tier* tier = nullptr);
+  // Moves every idle cached block out of working memory to the RAM tier (dropped from working
+  // memory only, if there is no RAM tier), as memory pressure would; returns how many.
+  int64_t evict_idle();
   // Waits until queued SSD writes are on disk (tests, shutdown).
   void flush();
 

@@ -277,6 +277,28 @@ TEST_F(KVCacheTest, UnusableCacheFolderKeepsServing) {
   EXPECT_EQ(e->kv_cache().stats()[2].write_errors, 3);
 }
 
+TEST_F(KVCacheTest, EvictIdleMovesTheCacheToRam) {
+  auto e = engine(1ull << 30, 0);
+  auto p = tokens(300, 17);
+  auto first = run(*e, p);
+  EXPECT_EQ(e->kv_cache().evict_idle(), 9);  // 9 full blocks of 32 tokens, all idle now
+  auto s = e->kv_cache().stats();
+  EXPECT_EQ(s[0].blocks, 0);
+  EXPECT_EQ(s[1].blocks, 9);
+  PrefixHit hit;
+  auto again = run(*e, p, &hit);
+  EXPECT_EQ(hit.tokens, 288);
+  EXPECT_EQ(hit.blocks_from[1], 9);
+  EXPECT_EQ(e->kv_cache().stats()[1].blocks, 0);  // promoted: they left the RAM tier
+  EXPECT_LT(rel(again, first), 1e-5);
+  // Without a RAM tier the idle blocks are simply dropped.
+  auto bare = engine(0, 0);
+  run(*bare, p);
+  EXPECT_EQ(bare->kv_cache().evict_idle(), 9);
+  run(*bare, p, &hit);
+  EXPECT_EQ(hit.tokens, 0);
+}
+
 TEST_F(KVCacheTest, ClearEmptiesTiers) {
   auto e = engine(1ull << 30, 1ull << 30);
   run(*e, tokens(100, 13));

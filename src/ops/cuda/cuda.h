@@ -77,6 +77,24 @@ inline DevicePtr make_device(int device, size_t bytes) {
   return DevicePtr(device_alloc(device, bytes));
 }
 
+// A stream of its own for copies between host and device (the KV cache's RAM and SSD tiers),
+// beside the compute stream. Host memory should be pinned (host_alloc_pinned) for the copies
+// to be asynchronous and run at full bus speed.
+class CopyStream {
+ public:
+  explicit CopyStream(int device);
+  ~CopyStream();
+  CopyStream(const CopyStream&) = delete;
+  CopyStream& operator=(const CopyStream&) = delete;
+  void h2d(void* dst, const void* src, size_t bytes);  // enqueued, returns at once
+  void d2h(void* dst, const void* src, size_t bytes);  // enqueued, returns at once
+  void synchronize();                                  // waits for everything enqueued
+
+ private:
+  int device_ = 0;
+  void* stream_ = nullptr;
+};
+
 void copy_h2d(void* dst, const void* src, size_t bytes, Context& ctx);  // async on ctx's stream
 void copy_d2h(void* dst, const void* src, size_t bytes, Context& ctx);  // async on ctx's stream
 void copy_d2d(void* dst, const void* src, size_t bytes, Context& ctx);

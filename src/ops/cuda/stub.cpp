@@ -50,6 +50,19 @@ void* host_alloc_pinned(size_t) {
   no_cuda();
 }
 void host_free_pinned(void*) {}
+CopyStream::CopyStream(int) {
+  no_cuda();
+}
+CopyStream::~CopyStream() = default;
+void CopyStream::h2d(void*, const void*, size_t) {
+  no_cuda();
+}
+void CopyStream::d2h(void*, const void*, size_t) {
+  no_cuda();
+}
+void CopyStream::synchronize() {
+  no_cuda();
+}
 void copy_h2d(void*, const void*, size_t, Context&) {
   no_cuda();
 }
