@@ -18,21 +18,23 @@ namespace hwledger {
 // RAM empty, the SSD index rebuilt, the files out of the page cache). ram-cold: working memory
 // emptied into the RAM tier before every turn, so prefixes come back from RAM.
 enum class AgentLoopMode { Off, Ram, RamSsd, SsdCold, RamCold };
-const char* agent_loop_mode_name(AgentLoopMode m);  // "off", "ram", "ram+ssd", "ssd-cold", "ram-cold"
+const char* agent_loop_mode_name(
+    AgentLoopMode m);  // "off", "ram", "ram+ssd", "ssd-cold", "ram-cold"
 AgentLoopMode parse_agent_loop_mode(const std::string& s);
 
 struct AgentLoopOptions {
   std::string model_dir;
-  EngineOptions engine;             // threads, KV dtype, context; cache fields are set per mode
+  EngineOptions engine;  // threads, KV dtype, context; cache fields are set per mode
   int64_t prefix_tokens = 8192;
   int64_t sessions = 4;
   int64_t turns = 8;
   int64_t append_tokens = 256;
   int64_t gen_tokens = 32;
+  int64_t prefill_chunk = 0;  // tokens per prefill forward; 0: 512 on the CPU, 8192 on a GPU
   uint64_t seed = 0;
-  uint64_t ram_cache_bytes = 0;     // 0: a quarter of one session's KV, so that RAM spills to SSD
+  uint64_t ram_cache_bytes = 0;  // 0: a quarter of one session's KV, so that RAM spills to SSD
   uint64_t ssd_cache_bytes = 64ull << 30;
-  std::string cache_dir;            // SSD tier folder (emptied first); default: a temp folder
+  std::string cache_dir;  // SSD tier folder (emptied first); default: a temp folder
   std::vector<AgentLoopMode> modes = {AgentLoopMode::Off, AgentLoopMode::Ram, AgentLoopMode::RamSsd,
                                       AgentLoopMode::SsdCold};
 };

@@ -72,6 +72,7 @@ void add_bench_command(CLI::App& app) {
   loop->add_option("--turns", lopts->turns, "turns per session (default 8)");
   loop->add_option("--append-tokens", lopts->append_tokens, "tokens each turn appends (default 256)");
   loop->add_option("--gen-tokens", lopts->gen_tokens, "tokens generated per turn, greedily (default 32)");
+  loop->add_option("--prefill-chunk", lopts->prefill_chunk, "tokens per prefill forward (default 512 on CPU, 8192 on GPU)");
   loop->add_option("--seed", lopts->seed, "seed of all token ids (default 0)");
   loop->add_option("--modes", *modes, "comma-separated: off, ram, ram+ssd, ssd-cold, ram-cold (default: the first four)");
   loop->add_option("--ram-tier", *ram, "RAM tier size in ram+ssd mode (default: a quarter of one session)");
