@@ -1,5 +1,6 @@
 #include "engine/cuda_runner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,38 +13,7 @@ namespace hwledger {
 
 namespace {
 
-// Host-side conversion of a weight to `as` (f32/f16/bf16).
-std::vector<uint8_t> convert_host(const Tensor& t, DType as) {
-  const int64_t n = t.numel();
-  std::vector<uint8_t> out(static_cast<size_t>(n) * dtype_size(as));
-  auto get = [&](int64_t i) -> float {
-    switch (t.dtype) {
-      case DType::F32:
-        return t.as<float>()[i];
-      case DType::F16:
-        return f16_to_f32(t.as<uint16_t>()[i]);
-      case DType::BF16:
-        return bf16_to_f32(t.as<uint16_t>()[i]);
-      default:
-        fail("weight of dtype {} cannot go to the GPU", dtype_name(t.dtype));
-    }
-  };
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = get(i);
-    switch (as) {
-      case DType::F32:
-        reinterpret_cast<float*>(out.data())[i] = v;
-        break;
-      case DType::F16:
-        reinterpret_cast<uint16_t*>(out.data())[i] = f32_to_f16(v);
-        break;
-      default:
-        reinterpret_cast<uint16_t*>(out.data())[i] = f32_to_bf16(v);
-        break;
-    }
-  }
-  return out;
-}
+constexpr int64_t kProductRows = 1024;  // product()'s hi/lo path works in chunks of rows
 
 size_t align_up(size_t v, size_t a) {
   return (v + a - 1) / a * a;
@@ -60,8 +30,16 @@ CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
   act_ = wt == DType::F32 ? DType::F32 : wt == DType::F16 ? DType::F16 : DType::BF16;
   // HWLEDGER_CUDA_ACT=f32: weights upcast to f32 and f32 products (TF32 off) - the fp32
   // arithmetic of the references, for checking the kernels end to end at fp32 tolerance.
+  // HWLEDGER_CUDA_ACT=f16: f16 weights (converted from bf16) and activations, for measurements.
   if (const char* a = std::getenv("HWLEDGER_CUDA_ACT"); a && std::string(a) == "f32")
     act_ = DType::F32;
+  else if (a && std::string(a) == "f16")
+    act_ = DType::F16;
+  if (const char* p = std::getenv("HWLEDGER_CUDA_PREC")) {
+    const std::string v = std::string(",") + p + ",";
+    auto has = [&](const char* k) { return v.find(std::string(",") + k + ",") != std::string::npos; };
+    prec_ = Precision{has("decode"), has("head"), has("proj"), has("split")};
+  }
   if (const char* g = std::getenv("HWLEDGER_CUDA_GRAPHS")) graphs_ = std::string(g) != "0";
   if (const char* p = std::getenv("HWLEDGER_CUDA_PROFILE"); p && std::string(p) == "1") {
     profile_ = std::make_unique<cuda::StageProfile>(*ctx_);
@@ -85,16 +63,22 @@ void CudaRunner::clear_graphs() {
   graphs_cache_.clear();
 }
 
+void CudaRunner::put(void* dst, const Tensor& t, DType as) {
+  cuda::DevicePtr src;  // freed after the synchronize below
+  if (t.dtype == as) {
+    cuda::copy_h2d(dst, t.data, t.nbytes(), *ctx_);
+  } else {  // f32/f16/bf16 to `as` on the device (convert throws for other dtypes)
+    src = cuda::make_device(ctx_->device(), t.nbytes());
+    cuda::copy_h2d(src.get(), t.data, t.nbytes(), *ctx_);
+    cuda::convert(src.get(), t.dtype, dst, as, t.numel(), *ctx_);
+  }
+  ctx_->synchronize();  // pageable sources: keep the copy bounded in time and memory
+}
+
 cuda::DevicePtr CudaRunner::upload(const Tensor& t, DType as) {
   if (t.empty()) return {};
   cuda::DevicePtr d = cuda::make_device(ctx_->device(), t.numel() * dtype_size(as));
-  if (t.dtype == as) {
-    cuda::copy_h2d(d.get(), t.data, t.nbytes(), *ctx_);
-  } else {
-    std::vector<uint8_t> c = convert_host(t, as);
-    cuda::copy_h2d(d.get(), c.data(), c.size(), *ctx_);
-  }
-  ctx_->synchronize();  // pageable sources: keep the copy bounded in time and memory
+  put(d.get(), t, as);
   weight_bytes_ += t.numel() * dtype_size(as);
   return d;
 }
@@ -111,14 +95,7 @@ cuda::DevicePtr CudaRunner::upload_cat(std::initializer_list<const Tensor*> part
   cuda::DevicePtr d = cuda::make_device(ctx_->device(), static_cast<size_t>(rows * cols) * es);
   size_t at = 0;
   for (const Tensor* p : parts) {
-    if (p->dtype == as) {
-      cuda::copy_h2d(static_cast<uint8_t*>(d.get()) + at, p->data, p->nbytes(), *ctx_);
-      ctx_->synchronize();
-    } else {
-      std::vector<uint8_t> c = convert_host(*p, as);
-      cuda::copy_h2d(static_cast<uint8_t*>(d.get()) + at, c.data(), c.size(), *ctx_);
-      ctx_->synchronize();
-    }
+    put(static_cast<uint8_t*>(d.get()) + at, *p, as);
     at += static_cast<size_t>(p->numel()) * es;
   }
   weight_bytes_ += at;
@@ -181,30 +158,42 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
   const ModelConfig& c = model_.config;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size,
                 V = c.vocab_size;
-  const size_t a = dtype_size(act_);
+  const size_t a = dtype_size(act_ == DType::F32 ? DType::BF16 : act_);
   const int dev = ctx_->device();
   if (T > cap_T_ || rows > cap_rows_) {
     clear_graphs();
     ctx_->synchronize();
     T = std::max(T, cap_T_);
     rows = std::max(rows, cap_rows_);
+    // h_, attn_, act_f_ and seln_ hold f32 activations where they are kept f32 (prec_).
     x_ = cuda::make_device(dev, T * H * 4);
-    h_ = cuda::make_device(dev, T * H * a);
+    h_ = cuda::make_device(dev, T * H * 4);
     qkv_ = cuda::make_device(dev, T * (Q + 2 * KV) * 4);
     q_ = cuda::make_device(dev, T * Q * 4);
-    attn_ = cuda::make_device(dev, T * Q * a);
+    attn_ = cuda::make_device(dev, T * Q * 4);
     gu_ = cuda::make_device(dev, T * 2 * F * 4);
-    act_f_ = cuda::make_device(dev, T * F * a);
-    seln_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * H * a);
+    act_f_ = cuda::make_device(dev, T * F * 4);
+    seln_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * H * 4);
     logits_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * V * 4);
     ids_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * 4);
     cuda::host_free_pinned(out_h_);
     out_h_ = cuda::host_alloc_pinned(std::max<int64_t>(rows, 1) * V * 4);
+    // product()'s hi/lo path: the LM head's rows, every product's rows with prec_.proj (and
+    // decode-size rows where the GEMV does not apply).
+    const int64_t pr =
+        std::min(std::max({prec_.proj ? T : std::min<int64_t>(T, 4), rows, int64_t{1}}), kProductRows);
+    const int64_t pk = std::max({H, Q, F});
+    const int64_t pn = std::max({Q + 2 * KV, 2 * F, V});
+    cap_hilo_ = static_cast<size_t>(2 * pr * pk) * a;
+    cap_pair_ = static_cast<size_t>(2 * pr * pn) * 4;
+    hilo_ = cuda::make_device(dev, cap_hilo_);
+    pair_ = cuda::make_device(dev, cap_pair_);
     cap_T_ = T;
     cap_rows_ = rows;
     workspace_bytes_ =
-        static_cast<uint64_t>(T * H * 4 + T * H * a + T * (Q + 2 * KV) * 4 + T * Q * 4 + T * Q * a +
-                              T * 2 * F * 4 + T * F * a + rows * H * a + rows * V * 4 + rows * 4);
+        static_cast<uint64_t>(T * H * 8 + T * (Q + 2 * KV) * 4 + T * Q * 8 + T * 2 * F * 4 +
+                              T * F * 4 + rows * H * 4 + rows * V * 4 + rows * 4) +
+        cap_hilo_ + cap_pair_;
   }
   if (staging > cap_staging_) {
     clear_graphs();
@@ -214,6 +203,27 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
     staging_h_ = cuda::host_alloc_pinned(staging);
     staging_d_ = cuda::make_device(dev, staging);
     cap_staging_ = staging;
+  }
+}
+
+void CudaRunner::product(const float* a, const void* w, float* y, int64_t M, int64_t N, int64_t K,
+                         int64_t ldy, bool accumulate) {
+  cuda::Context& cx = *ctx_;
+  if (act_ == DType::F32)
+    return cuda::gemm(a, w, DType::F32, y, DType::F32, M, N, K, ldy, accumulate, cx);
+  if (cuda::gemv_f32(a, nullptr, 0.0f, w, act_, y, M, N, K, ldy, accumulate, cx)) return;
+  // a = hi + lo, both in the weights' type, stacked as 2m rows: one GEMM reads w once.
+  const size_t es = dtype_size(act_);
+  for (int64_t m0 = 0; m0 < M; m0 += kProductRows) {
+    const int64_t m = std::min(kProductRows, M - m0);
+    HW_CHECK(static_cast<size_t>(2 * m * K) * es <= cap_hilo_ &&
+                 static_cast<size_t>(2 * m * N) * 4 <= cap_pair_,
+             "CudaRunner::product: {}x{}x{} exceeds the workspace", m, N, K);
+    auto* hl = static_cast<uint8_t*>(hilo_.get());
+    auto* pr = static_cast<float*>(pair_.get());
+    cuda::split_hi_lo(a + m0 * K, hl, hl + static_cast<size_t>(m * K) * es, act_, m * K, cx);
+    cuda::gemm(hl, w, act_, pr, DType::F32, 2 * m, N, K, N, false, cx);
+    cuda::sum_pair(pr, pr + m * N, m, N, y + m0 * ldy, ldy, accumulate, cx);
   }
 }
 
@@ -329,36 +339,59 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
   cuda::embedding(embed_.get(), model_.embed.dtype,
                   reinterpret_cast<const int32_t*>(sd + st.off_ids), f32(x_), T, H, V, cx);
   mark("d.embed", "p.embed");
+  // Decode-size steps (GEMVs): f32 activations into every product, RMSNorm fused into the
+  // GEMV that reads it. Otherwise (prefill, batched decode: compute-bound or near it) the
+  // products take the weights' type, or f32 through product() with prec_.proj.
+  const bool fuse = prec_.decode && act_ != DType::F32 && T <= 4;
+  const bool wide = fuse || (prec_.proj && act_ != DType::F32);
+  const DType at = wide ? DType::F32 : act_;  // the activations h_, attn_, act_f_
+  // The products below: y (+)= a · wᵀ with a in `at`.
+  auto mul = [&](const void* a, const void* w, float* y, int64_t N, int64_t K, int64_t ldy,
+                 bool accumulate) {
+    if (wide)
+      product(static_cast<const float*>(a), w, y, T, N, K, ldy, accumulate);
+    else
+      cuda::gemm(a, w, act_, y, DType::F32, T, N, K, ldy, accumulate, cx);
+  };
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& w = layers_[l];
     cuda::set_geometry(pb, pool_.layout(), l);
     // Attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v)).
-    cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), act_, T, H, cx);
-    mark("d.norm", "p.norm");
-    cuda::gemm(h_.get(), w.wqkv.get(), act_, qkv_.get(), DType::F32, T, NQKV, H, NQKV, false, cx);
+    if (!(fuse && cuda::gemv_f32(f32(x_), f32(w.attn_norm), eps, w.wqkv.get(), act_, f32(qkv_), T,
+                                 NQKV, H, NQKV, false, cx))) {
+      cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), at, T, H, cx);
+      mark("d.norm", "p.norm");
+      mul(h_.get(), w.wqkv.get(), f32(qkv_), NQKV, H, NQKV, false);
+    }
     mark("d.qkv_gemm", "p.qkv_gemm");
     cuda::qkv_finish(f32(qkv_), NQKV, f32(w.bqkv), f32(w.q_norm), f32(w.k_norm), eps, cos, sin, nh,
                      f32(q_), pb, cx);
     mark("d.qkv_finish", "p.qkv_finish");
-    cuda::attention(f32(q_), pb, nh, scale, c.window(l), attn_.get(), act_, cx);
+    cuda::attention(f32(q_), pb, nh, scale, c.window(l), attn_.get(), at, cx, prec_.split ? 1 : 0);
     mark("d.attention", "p.attention");
-    cuda::gemm(attn_.get(), w.wo.get(), act_, x_.get(), DType::F32, T, H, Q, H, true, cx);
+    mul(attn_.get(), w.wo.get(), f32(x_), H, Q, H, true);
     if (w.bo) cuda::add_bias(f32(x_), f32(w.bo), T, H, H, cx);
     mark("d.o_gemm", "p.o_gemm");
-    // MLP block: x += down(silu(gate(h)) * up(h)).
-    cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), act_, T, H, cx);
-    mark("d.norm", "p.norm");
-    // Decode sizes: gate|up and SwiGLU in one GEMV (no bias); otherwise GEMM + SwiGLU.
-    if (w.bgu || !cuda::gemv_swiglu(h_.get(), w.wgu.get(), act_, act_f_.get(), T, F, H, cx)) {
-      cuda::gemm(h_.get(), w.wgu.get(), act_, gu_.get(), DType::F32, T, 2 * F, H, 2 * F, false, cx);
-      if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
-      mark("d.gu_gemm", "p.gu_gemm");
-      cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), act_, T, F, cx);
-      mark("d.swiglu", "p.swiglu");
-    } else {
+    // MLP block: x += down(silu(gate(h)) * up(h)). Decode sizes: gate|up and SwiGLU in one GEMV
+    // (no bias; with the norm when fused); otherwise GEMM + SwiGLU.
+    if (!w.bgu && fuse &&
+        cuda::gemv_swiglu_f32(f32(x_), f32(w.mlp_norm), eps, w.wgu.get(), act_, act_f_.get(),
+                              DType::F32, T, F, H, cx)) {
       mark("d.gu_swiglu", "p.gu_swiglu");
+    } else {
+      cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), at, T, H, cx);
+      mark("d.norm", "p.norm");
+      if (!w.bgu && !wide && cuda::gemv_swiglu(h_.get(), w.wgu.get(), act_, act_f_.get(), T, F, H, cx)) {
+        mark("d.gu_swiglu", "p.gu_swiglu");
+      } else {
+        mul(h_.get(), w.wgu.get(), f32(gu_), 2 * F, H, 2 * F, false);
+        if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
+        mark("d.gu_gemm", "p.gu_gemm");
+        cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), at, T, F, cx);
+        mark("d.swiglu", "p.swiglu");
+      }
     }
-    cuda::gemm(act_f_.get(), w.wdown.get(), act_, x_.get(), DType::F32, T, H, F, H, true, cx);
+    mul(act_f_.get(), w.wdown.get(), f32(x_), H, F, H, true);
     if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
     mark("d.down_gemm", "p.down_gemm");
     if (hook && l + 1 < c.num_layers) {
@@ -376,9 +409,15 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
     hook(c.num_layers - 1, hidden_.data(), T, H);
   }
   if (st.rows == 0) return;
-  cuda::rms_norm(f32(x_), f32(final_norm_), eps, seln_.get(), act_, st.rows, H, cx,
-                 reinterpret_cast<const int32_t*>(sd + st.off_sel));
-  cuda::gemm(seln_.get(), lm_head_, act_, logits_d_.get(), DType::F32, st.rows, V, H, V, false, cx);
+  // The LM head's input stays f32 (prec_.head): the logits carry no rounding of it.
+  const bool head_wide = prec_.head && act_ != DType::F32;
+  cuda::rms_norm(f32(x_), f32(final_norm_), eps, seln_.get(), head_wide ? DType::F32 : act_, st.rows,
+                 H, cx, reinterpret_cast<const int32_t*>(sd + st.off_sel));
+  if (head_wide)
+    product(f32(seln_), lm_head_, f32(logits_d_), st.rows, V, H, V, false);
+  else
+    cuda::gemm(seln_.get(), lm_head_, act_, logits_d_.get(), DType::F32, st.rows, V, H, V, false,
+               cx);
   mark("d.lm_head", "p.lm_head");
   if (greedy) {
     cuda::argmax_rows(f32(logits_d_), st.rows, V, static_cast<int32_t*>(ids_d_.get()), cx);

@@ -53,7 +53,21 @@ class CudaRunner {
            off_sel = 0, off_table = 0;
   };
 
+  // Which products take f32 activations (HWLEDGER_CUDA_PREC, a comma list; default
+  // "decode,head"; "none" is the all-bf16 arithmetic of before): decode = GEMV-size steps (norms
+  // fused), head = the LM head, proj = every product (hi/lo split: twice the prefill matmul
+  // work, for measurements), split = the f32 split-key attention kernel for prefill too.
+  struct Precision {
+    bool decode = true, head = true, proj = false, split = false;
+  };
+
   void upload_weights();
+  // Copies t into dst (device, t.numel() elements of `as`), converting on the device.
+  void put(void* dst, const Tensor& t, DType as);
+  // y[M, N] (+)= a · wᵀ with a f32 [M, K] taken at f32 precision: f32 GEMM (f32 weights), the
+  // f32 GEMV (M <= 4), or a = hi + lo in the weights' type stacked as 2M rows of one GEMM.
+  void product(const float* a, const void* w, float* y, int64_t M, int64_t N, int64_t K,
+               int64_t ldy, bool accumulate);
   cuda::DevicePtr upload(const Tensor& t, DType as);
   cuda::DevicePtr upload_cat(std::initializer_list<const Tensor*> parts, int64_t cols, DType as);
   cuda::DevicePtr upload_bias(std::initializer_list<std::pair<const Tensor*, int64_t>> parts);
@@ -68,6 +82,7 @@ class CudaRunner {
   std::unique_ptr<cuda::Context> ctx_;
   RopeTable rope_;
   DType act_ = DType::BF16;
+  Precision prec_;
   std::vector<Layer> layers_;
   cuda::DevicePtr embed_, final_norm_, lm_head_own_;
   const void* lm_head_ = nullptr;
@@ -77,6 +92,8 @@ class CudaRunner {
   int64_t cap_T_ = 0, cap_rows_ = 0;
   size_t cap_staging_ = 0;
   cuda::DevicePtr x_, h_, qkv_, q_, attn_, gu_, act_f_, seln_, logits_d_, ids_d_, staging_d_;
+  cuda::DevicePtr hilo_, pair_;  // product(): the hi/lo rows and the two f32 results
+  size_t cap_hilo_ = 0, cap_pair_ = 0;
   void* staging_h_ = nullptr;  // pinned
   void* out_h_ = nullptr;      // pinned: logits [rows, V] or ids [rows] of the last step
   std::vector<float> logits_;

@@ -144,6 +144,90 @@ TEST_F(CudaOps, GemvSwigluMatchesCpu) {
   }
 }
 
+// The decode GEMVs on f32 activations, plain and with the RMSNorm fused (f32 math: the CPU
+// computes norm(x) in f32 and the product on the same bf16/f16 weights).
+TEST_F(CudaOps, GemvF32WithFusedNormMatchesCpu) {
+  struct S {
+    int64_t M, N, K;
+  };
+  for (DType wt : {DType::BF16, DType::F16})
+    for (S s : {S{1, 64, 128}, S{2, 200, 4096}, S{3, 37, 264}, S{4, 96, 1000}}) {
+      auto x = randn(s.M * s.K, 3.0f), g = randn(s.K), w = randn(s.N * s.K, 0.05f);
+      std::vector<uint16_t> wq(w.size());
+      for (size_t i = 0; i < w.size(); ++i)
+        wq[i] = wt == DType::BF16 ? f32_to_bf16(w[i]) : f32_to_f16(w[i]);
+      auto y0 = randn(s.M * s.N);
+      std::vector<float> h(s.M * s.K);
+      Tensor xc(x.data(), DType::F32, {s.M, s.K}), gc(g.data(), DType::F32, {s.K}),
+          hc(h.data(), DType::F32, {s.M, s.K}), wc(wq.data(), wt, {s.N, s.K});
+      ops::rms_norm(xc, gc, 1e-6f, hc, cpu);
+      for (bool norm : {false, true})
+        for (bool acc : {false, true}) {
+          std::vector<float> ref = y0;
+          Tensor yc(ref.data(), DType::F32, {s.M, s.N});
+          ops::matmul(norm ? hc : xc, wc, nullptr, yc, acc, cpu);
+          float* y = acc ? up(y0) : static_cast<float*>(poisoned(s.M * s.N * 4));
+          ASSERT_TRUE(cuda::gemv_f32(up(x), norm ? up(g) : nullptr, 1e-6f, up(wq), wt, y, s.M,
+                                     s.N, s.K, s.N, acc, *cx));
+          EXPECT_LT(rel_l2(down<float>(y, s.M * s.N), ref), 1e-5)
+              << dtype_name(wt) << " " << s.M << "x" << s.N << "x" << s.K << " norm " << norm
+              << " acc " << acc;
+        }
+      // gate|up + SwiGLU on the normalised rows (F = N / 2 columns), f32 and 16-bit out.
+      if (s.N % 2) continue;
+      const int64_t F = s.N / 2;
+      std::vector<float> gu(s.M * s.N), sref(s.M * F);
+      Tensor guc(gu.data(), DType::F32, {s.M, s.N});
+      ops::matmul(hc, wc, nullptr, guc, false, cpu);
+      for (int64_t m = 0; m < s.M; ++m)
+        for (int64_t n = 0; n < F; ++n) {
+          const float a = gu[m * s.N + n], b = gu[m * s.N + F + n];
+          sref[m * F + n] = a / (1.0f + std::exp(-a)) * b;
+        }
+      void* o = poisoned(s.M * F * 4);
+      ASSERT_TRUE(cuda::gemv_swiglu_f32(up(x), up(g), 1e-6f, up(wq), wt, o, DType::F32, s.M, F,
+                                        s.K, *cx));
+      EXPECT_LT(rel_l2(down<float>(o, s.M * F), sref), 1e-5) << "swiglu f32 " << s.M;
+      void* o16 = poisoned(s.M * F * 2);
+      ASSERT_TRUE(
+          cuda::gemv_swiglu_f32(up(x), up(g), 1e-6f, up(wq), wt, o16, wt, s.M, F, s.K, *cx));
+      std::vector<uint16_t> r16 = down<uint16_t>(o16, s.M * F);
+      std::vector<float> r(r16.size());
+      for (size_t i = 0; i < r.size(); ++i)
+        r[i] = wt == DType::BF16 ? bf16_to_f32(r16[i]) : f16_to_f32(r16[i]);
+      EXPECT_LT(rel_l2(r, sref), 8e-3) << "swiglu 16-bit " << s.M;
+    }
+}
+
+// hi/lo split of an f32 activation: hi · w + lo · w (one GEMM over the 2M stacked rows, then
+// sum_pair) is the f32-input product to about bf16 precision squared.
+TEST_F(CudaOps, HiLoSplitProductMatchesF32Input) {
+  for (int64_t M : {5, 33, 257}) {
+    const int64_t N = 300, K = 256;
+    auto x = randn(M * K, 2.0f), w = randn(N * K, 0.05f);
+    auto wb = to_bf16(w);
+    auto y0 = randn(M * N);
+    std::vector<float> ref = y0;
+    Tensor xc(x.data(), DType::F32, {M, K}), wc(wb.data(), DType::BF16, {N, K}),
+        yc(ref.data(), DType::F32, {M, N});
+    ops::matmul(xc, wc, nullptr, yc, true, cpu);
+    auto* hl = static_cast<uint8_t*>(poisoned(2 * M * K * 2));
+    auto* pair = static_cast<float*>(poisoned(2 * M * N * 4));
+    float* y = up(y0);
+    cuda::split_hi_lo(up(x), hl, hl + M * K * 2, DType::BF16, M * K, *cx);
+    cuda::gemm(hl, up(wb), DType::BF16, pair, DType::F32, 2 * M, N, K, N, false, *cx);
+    cuda::sum_pair(pair, pair + M * N, M, N, y, N, true, *cx);
+    const double e = rel_l2(down<float>(y, M * N), ref);
+    EXPECT_LT(e, 1e-4) << "M " << M;
+    // The hi part alone is the bf16-rounded input: two orders of magnitude worse.
+    cuda::gemm(hl, up(wb), DType::BF16, pair, DType::F32, M, N, K, N, false, *cx);
+    std::vector<float> ref0(M * N);
+    Tensor y0c(ref0.data(), DType::F32, {M, N});
+    ops::matmul(xc, wc, nullptr, y0c, false, cpu);
+    EXPECT_GT(rel_l2(down<float>(pair, M * N), ref0), 10 * e) << "M " << M;
+  }
+}
+
 TEST_F(CudaOps, RmsNormRopeSwigluEmbeddingMatchCpu) {
   for (int64_t T : {1, 5, 64}) {
     const int64_t D = 320, nh = 3, hd = 64, F = 200, V = 50;

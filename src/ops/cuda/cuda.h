@@ -145,6 +145,24 @@ void gemm(const void* x, const void* w, DType ab, void* y, DType yt, int64_t M, 
 // Returns false (nothing enqueued) where it does not apply: M > 4, f32, unaligned.
 bool gemv_swiglu(const void* x, const void* w_gate_up, DType ab, void* out, int64_t M, int64_t F,
                  int64_t K, Context& ctx);
+// Decode-size products on an f32 activation (the activation is not rounded: free, the product
+// is bound by w's bytes): y[M, N] (+)= a · wᵀ, w bf16/f16 [N, K], a = x f32 [M, K], or with
+// norm_w (f32 [K]) x's rows RMS-normalised on the fly (a = x ∘ norm_w · rsqrt(mean(x²) + eps)):
+// no norm launch. Returns false (nothing enqueued) where it does not apply: M > 4, w f32,
+// K not a multiple of 8, unaligned.
+bool gemv_f32(const float* x, const float* norm_w, float eps, const void* w, DType wt, float* y,
+              int64_t M, int64_t N, int64_t K, int64_t ldy, bool accumulate, Context& ctx);
+// As gemv_swiglu on an f32 activation (normalised as above when norm_w is given); out[M, F] in
+// ot (f32 or wt).
+bool gemv_swiglu_f32(const float* x, const float* norm_w, float eps, const void* w_gate_up,
+                     DType wt, void* out, DType ot, int64_t M, int64_t F, int64_t K,
+                     Context& ctx);
+// hi = round(x), lo = round(x - hi) in t (bf16/f16) for n elements of x f32: hi · w + lo · w
+// carries x to about t's precision squared (two products where one f32-exact input matters).
+void split_hi_lo(const float* x, void* hi, void* lo, DType t, int64_t n, Context& ctx);
+// y[M, N] (row stride ldy; accumulate: +=) a + b, a and b f32 [M, N] contiguous.
+void sum_pair(const float* a, const float* b, int64_t M, int64_t N, float* y, int64_t ldy,
+              bool accumulate, Context& ctx);
 // y[M, N] += bias[N] (f32).
 void add_bias(float* y, const float* bias, int64_t M, int64_t N, int64_t ldy, Context& ctx);
 // out[M, D] (type ot) = x[M, D] f32 normalised and scaled by w[D] f32; with `rows` (device

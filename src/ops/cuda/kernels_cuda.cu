@@ -1,5 +1,6 @@
 // Elementwise and row-wise kernels: RMSNorm, embedding, RoPE, SwiGLU, bias, argmax, conversions.
 #include <cfloat>
+#include <type_traits>
 
 #include "ops/cuda/common.cuh"
 
@@ -9,12 +10,11 @@ namespace {
 
 template <int kThreads>
 __device__ float block_sum(float v, float* red) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  v = warp_sum(v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) red[warp] = v;
   __syncthreads();
-  v = lane < kThreads / 32 ? red[lane] : 0.0f;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  v = warp_sum(lane < kThreads / 32 ? red[lane] : 0.0f);
   __syncthreads();
   return v;
 }
@@ -93,14 +93,7 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32
       bi = static_cast<int32_t>(i);
     }
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (ov > bv || (ov == bv && oi < bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
+  warp_argmax(bv, bi);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) {
     best_v[warp] = bv;
@@ -110,14 +103,7 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32
   if (warp == 0) {
     bv = lane < blockDim.x / 32 ? best_v[lane] : -FLT_MAX;
     bi = lane < blockDim.x / 32 ? best_i[lane] : INT32_MAX;
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (ov > bv || (ov == bv && oi < bi)) {
-        bv = ov;
-        bi = oi;
-      }
-    }
+    warp_argmax(bv, bi);
     if (lane == 0) ids[blockIdx.x] = bi == INT32_MAX ? 0 : bi;
   }
 }
@@ -127,6 +113,29 @@ __global__ void convert_kernel(const S* __restrict__ src, D* __restrict__ dst, i
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     dst[i] = from_f32<D>(to_f32(src[i]));
+}
+
+template <typename T>
+__global__ void split_hi_lo_kernel(const float* __restrict__ x, T* __restrict__ hi,
+                                   T* __restrict__ lo, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = x[i];
+    const T h = from_f32<T>(v);
+    hi[i] = h;
+    lo[i] = from_f32<T>(v - to_f32(h));
+  }
+}
+
+__global__ void sum_pair_kernel(const float* __restrict__ a, const float* __restrict__ b,
+                                int64_t N, float* y, int64_t ldy, bool accumulate) {
+  const int64_t m = blockIdx.y;
+  float* r = y + m * ldy;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = a[m * N + i] + b[m * N + i];
+    r[i] = accumulate ? r[i] + v : v;
+  }
 }
 
 int grid_1d(int64_t n, int threads) {
@@ -183,6 +192,26 @@ void add_bias(float* y, const float* bias, int64_t M, int64_t N, int64_t ldy, Co
 void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* ids, Context& ctx) {
   if (rows == 0) return;
   argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream_of(ctx)>>>(logits, V, ids);
+  CUDA_LAUNCH_CHECK();
+}
+
+void split_hi_lo(const float* x, void* hi, void* lo, DType t, int64_t n, Context& ctx) {
+  if (n == 0) return;
+  if (t != DType::BF16 && t != DType::F16)
+    raise_error("split_hi_lo: dtype " + std::string(dtype_name(t)) + " (bf16 or f16 only)");
+  dispatch_float(t, "split_hi_lo", [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, float>)
+      split_hi_lo_kernel<T><<<grid_1d(n, 256), 256, 0, stream_of(ctx)>>>(x, static_cast<T*>(hi),
+                                                                          static_cast<T*>(lo), n);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void sum_pair(const float* a, const float* b, int64_t M, int64_t N, float* y, int64_t ldy,
+              bool accumulate, Context& ctx) {
+  if (M == 0) return;
+  sum_pair_kernel<<<dim3(grid_1d(N, 256), static_cast<unsigned>(M)), 256, 0, stream_of(ctx)>>>(
+      a, b, N, y, ldy, accumulate);
   CUDA_LAUNCH_CHECK();
 }
 

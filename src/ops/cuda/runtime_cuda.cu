@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ops/cuda/common.cuh"
@@ -19,6 +21,14 @@ namespace {
 bool gemv_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("HWLEDGER_CUDA_GEMV");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+// HWLEDGER_CUDA_PDL=0: the f32 decode GEMVs launch without programmatic dependent launch.
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HWLEDGER_CUDA_PDL");
     return !(v && std::string(v) == "0");
   }();
   return on;
@@ -264,54 +274,120 @@ __global__ void fill_random_bf16(__nv_bfloat16* p, int64_t n, uint32_t seed) {
   }
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while
+// the previous one finishes (once every block of that one has called pdl_launch_dependents or
+// exited); before reading anything the previous kernels wrote it calls pdl_wait, which returns
+// once they are complete and their writes visible. Launched without the attribute, both are
+// no-ops. The decode GEMVs let the next kernel in and stream their first weights (constant)
+// before waiting: the next product's ramp overlaps this one's tail.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename... P, typename... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s, A&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...));
+}
+
+// Eight consecutive elements of x (16-byte aligned) as f32: one 16-byte load of a 16-bit type,
+// two of f32. Through the read-only path: x is a few KB that every warp of the grid reads.
+template <typename XT>
+__device__ __forceinline__ void load8(const XT* p, float (&v)[8]) {
+  if constexpr (std::is_same_v<XT, float>) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else {
+    const uint4 a = __ldg(reinterpret_cast<const uint4*>(p));
+    const XT* e = reinterpret_cast<const XT*>(&a);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
+  }
+}
+
+// One chunk (8 elements of K) of the decode GEMVs for M rows of x and P rows of w (one uint4
+// each): loads x's chunk once (times the norm weight g when NORM, adding x² to ss) and
+// accumulates each w row's 8 elements into acc[p].
+template <typename XT, typename T, int M, int P, bool NORM>
+__device__ __forceinline__ void gemv_chunk(const XT* __restrict__ x, const float* __restrict__ g,
+                                           int64_t K, int64_t cc, const uint4 (&wv)[P],
+                                           float (&acc)[P][M], float (&ss)[M]) {
+  float ge[8];
+  if constexpr (NORM) load8(g + cc * 8, ge);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float xe[8];
+    load8(x + m * K + cc * 8, xe);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      if constexpr (NORM) {
+        ss[m] += xe[e] * xe[e];
+        xe[e] *= ge[e];
+      }
+#pragma unroll
+      for (int p = 0; p < P; ++p) acc[p][m] += to_f32(reinterpret_cast<const T*>(&wv[p])[e]) * xe[e];
+    }
+  }
+}
+
 // Decode-size products (M <= 4 rows of x): one warp per output column n streams w's row n with
-// 16-byte loads, four in flight per lane; x (a few KB) comes from L1. cuBLAS reaches well
-// under the bandwidth roofline at M = 1.
-template <typename T, int M>
-__global__ __launch_bounds__(256) void gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
-                                                   float* __restrict__ y, int64_t N, int64_t K,
-                                                   int64_t ldy, bool accumulate) {
+// 16-byte loads, eight in flight per lane; x (a few KB) comes from L1. cuBLAS reaches well
+// under the bandwidth roofline at M = 1. x is w's type or f32 (no rounding of the activation:
+// free, the product is bound by w's bytes). NORM: x is the f32 residual stream and each row is
+// RMS-normalised on the fly, y = rsqrt(mean(x²) + eps) · ((x ∘ g) · w), the sum of squares
+// taken by the same warp over the same chunks: no norm launch, no rounded copy of x.
+template <typename XT, typename T, int M, bool NORM>
+__global__ __launch_bounds__(256) void gemv_kernel(const XT* __restrict__ x,
+                                                   const float* __restrict__ g, float eps,
+                                                   const T* __restrict__ w, float* __restrict__ y,
+                                                   int64_t N, int64_t K, int64_t ldy,
+                                                   bool accumulate) {
+  pdl_launch_dependents();
   const int lane = threadIdx.x % 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
   if (n >= N) return;
   const uint4* wr = reinterpret_cast<const uint4*>(w + n * K);
   const int64_t chunks = K / 8;
-  float acc[M];
+  float acc[1][M], ss[M];
 #pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  for (int m = 0; m < M; ++m) acc[0][m] = ss[m] = 0.0f;
   constexpr int U = 8;  // K = 4096: two rounds of loads per lane
+  auto step = [&](const uint4& w0, int64_t cc) {
+    const uint4 wv[1] = {w0};
+    gemv_chunk<XT, T, M, 1, NORM>(x, g, K, cc, wv, acc, ss);
+  };
   int64_t c = lane;
+  bool waited = false;
   for (; c + 32 * (U - 1) < chunks; c += 32 * U) {
     uint4 wv[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) wv[u] = __ldcs(wr + c + 32 * u);  // streamed once: no cache
+    if (!waited) pdl_wait(), waited = true;  // x (and y) come from the previous kernels
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const T* wp = reinterpret_cast<const T*>(&wv[u]);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * K) + c + 32 * u);
-        const T* xp = reinterpret_cast<const T*>(&xv);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) acc[m] += to_f32(wp[e]) * to_f32(xp[e]);
-      }
-    }
+    for (int u = 0; u < U; ++u) step(wv[u], c + 32 * u);
   }
-  for (; c < chunks; c += 32) {
-    const uint4 wv = __ldcs(wr + c);
-    const T* wp = reinterpret_cast<const T*>(&wv);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * K) + c);
-      const T* xp = reinterpret_cast<const T*>(&xv);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) acc[m] += to_f32(wp[e]) * to_f32(xp[e]);
-    }
-  }
+  if (!waited) pdl_wait();
+  for (; c < chunks; c += 32) step(__ldcs(wr + c), c);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    float v = acc[m];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    float v = warp_sum(acc[0][m]);
+    if constexpr (NORM) v *= rsqrtf(warp_sum(ss[m]) / static_cast<float>(K) + eps);
     if (lane == 0) {
       float* out = y + m * ldy + n;
       *out = accumulate ? *out + v : v;
@@ -320,39 +396,31 @@ __global__ __launch_bounds__(256) void gemv_kernel(const T* __restrict__ x, cons
 }
 
 // The MLP's gate|up product fused with SwiGLU for decode sizes: warp n streams rows n (gate)
-// and F + n (up) of w together and writes silu(gate) * up for column n in T, so neither the
-// f32 gate/up rows nor a separate SwiGLU launch exist.
-template <typename T, int M>
-__global__ __launch_bounds__(256) void gemv_swiglu_kernel(const T* __restrict__ x,
+// and F + n (up) of w together and writes silu(gate) * up for column n in OT, so neither the
+// f32 gate/up rows nor a separate SwiGLU launch exist. x and NORM as in gemv_kernel.
+template <typename XT, typename T, typename OT, int M, bool NORM>
+__global__ __launch_bounds__(256) void gemv_swiglu_kernel(const XT* __restrict__ x,
+                                                          const float* __restrict__ g, float eps,
                                                           const T* __restrict__ w,
-                                                          T* __restrict__ out, int64_t F,
+                                                          OT* __restrict__ out, int64_t F,
                                                           int64_t K) {
+  pdl_launch_dependents();
   const int lane = threadIdx.x % 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
   if (n >= F) return;
   const uint4* wg = reinterpret_cast<const uint4*>(w + n * K);
   const uint4* wu = reinterpret_cast<const uint4*>(w + (F + n) * K);
   const int64_t chunks = K / 8;
-  float ag[M], au[M];
+  float acc[2][M], ss[M];  // acc[0] gate, acc[1] up
 #pragma unroll
-  for (int m = 0; m < M; ++m) ag[m] = au[m] = 0.0f;
+  for (int m = 0; m < M; ++m) acc[0][m] = acc[1][m] = ss[m] = 0.0f;
   constexpr int U = 4;
   int64_t c = lane;
   auto step = [&](const uint4& gv, const uint4& uv, int64_t cc) {
-    const T* gp = reinterpret_cast<const T*>(&gv);
-    const T* up = reinterpret_cast<const T*>(&uv);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + m * K) + cc);
-      const T* xp = reinterpret_cast<const T*>(&xv);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float xe = to_f32(xp[e]);
-        ag[m] += to_f32(gp[e]) * xe;
-        au[m] += to_f32(up[e]) * xe;
-      }
-    }
+    const uint4 wv[2] = {gv, uv};
+    gemv_chunk<XT, T, M, 2, NORM>(x, g, K, cc, wv, acc, ss);
   };
+  bool waited = false;
   for (; c + 32 * (U - 1) < chunks; c += 32 * U) {
     uint4 gv[U], uv[U];
 #pragma unroll
@@ -360,42 +428,50 @@ __global__ __launch_bounds__(256) void gemv_swiglu_kernel(const T* __restrict__ 
       gv[u] = __ldcs(wg + c + 32 * u);
       uv[u] = __ldcs(wu + c + 32 * u);
     }
+    if (!waited) pdl_wait(), waited = true;
 #pragma unroll
     for (int u = 0; u < U; ++u) step(gv[u], uv[u], c + 32 * u);
   }
+  if (!waited) pdl_wait();
   for (; c < chunks; c += 32) step(__ldcs(wg + c), __ldcs(wu + c), c);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    float g = ag[m], u = au[m];
-    for (int o = 16; o > 0; o >>= 1) {
-      g += __shfl_xor_sync(0xffffffffu, g, o);
-      u += __shfl_xor_sync(0xffffffffu, u, o);
+    float gs = warp_sum(acc[0][m]), us = warp_sum(acc[1][m]);
+    if constexpr (NORM) {
+      const float r = rsqrtf(warp_sum(ss[m]) / static_cast<float>(K) + eps);
+      gs *= r;
+      us *= r;
     }
-    if (lane == 0) out[m * F + n] = from_f32<T>(g / (1.0f + __expf(-g)) * u);
+    if (lane == 0) out[m * F + n] = from_f32<OT>(gs / (1.0f + __expf(-gs)) * us);
   }
 }
 
-template <typename T>
-void launch_gemv(const void* x, const void* w, float* y, int64_t M, int64_t N, int64_t K,
-                 int64_t ldy, bool acc, cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>((N + 7) / 8));
-  const T* xt = static_cast<const T*>(x);
-  const T* wt = static_cast<const T*>(w);
+// Calls f.template operator()<M>() for M = 1..4.
+template <typename F>
+void with_rows(int64_t M, F&& f) {
   switch (M) {
     case 1:
-      gemv_kernel<T, 1><<<grid, 256, 0, s>>>(xt, wt, y, N, K, ldy, acc);
-      break;
+      return f.template operator()<1>();
     case 2:
-      gemv_kernel<T, 2><<<grid, 256, 0, s>>>(xt, wt, y, N, K, ldy, acc);
-      break;
+      return f.template operator()<2>();
     case 3:
-      gemv_kernel<T, 3><<<grid, 256, 0, s>>>(xt, wt, y, N, K, ldy, acc);
-      break;
+      return f.template operator()<3>();
     default:
-      gemv_kernel<T, 4><<<grid, 256, 0, s>>>(xt, wt, y, N, K, ldy, acc);
-      break;
+      return f.template operator()<4>();
   }
-  CUDA_LAUNCH_CHECK();
+}
+
+// Calls f.template operator()<T>() for the 16-bit weight types; false for the others.
+template <typename F>
+bool with_half_type(DType t, F&& f) {
+  if (t == DType::BF16) return f.template operator()<__nv_bfloat16>(), true;
+  if (t == DType::F16) return f.template operator()<__half>(), true;
+  return false;
+}
+
+bool gemv_applies(int64_t M, int64_t K, const void* x, const void* w) {
+  return M >= 1 && M <= 4 && K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(w) % 16 == 0 && gemv_enabled();
 }
 
 double median(std::vector<double> v) {
@@ -409,15 +485,18 @@ void gemm(const void* x, const void* w, DType ab, void* y, DType yt, int64_t M, 
           int64_t K, int64_t ldy, bool accumulate, Context& ctx) {
   if (M == 0 || N == 0) return;
   // Small M: our GEMV (x and w 16-byte aligned rows: K a multiple of 8).
-  const bool aligned = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (M <= 4 && yt == DType::F32 && aligned && gemv_enabled()) {
-    if (ab == DType::BF16)
-      return launch_gemv<__nv_bfloat16>(x, w, static_cast<float*>(y), M, N, K, ldy, accumulate,
-                                        stream_of(ctx));
-    if (ab == DType::F16)
-      return launch_gemv<__half>(x, w, static_cast<float*>(y), M, N, K, ldy, accumulate,
-                                 stream_of(ctx));
+  if (yt == DType::F32 && gemv_applies(M, K, x, w) &&
+      with_half_type(ab, [&]<typename T>() {
+        with_rows(M, [&]<int R>() {
+          gemv_kernel<T, T, R, false><<<static_cast<unsigned>((N + 7) / 8), 256, 0,
+                                        stream_of(ctx)>>>(static_cast<const T*>(x), nullptr, 0.0f,
+                                                          static_cast<const T*>(w),
+                                                          static_cast<float*>(y), N, K, ldy,
+                                                          accumulate);
+        });
+      })) {
+    CUDA_LAUNCH_CHECK();
+    return;
   }
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   // Row-major y[M,N] = x[M,K] w[N,K]^T is column-major y^T[N,M] = w^T... : cuBLAS sees w as a
@@ -433,36 +512,65 @@ void gemm(const void* x, const void* w, DType ab, void* y, DType yt, int64_t M, 
 
 bool gemv_swiglu(const void* x, const void* w_gate_up, DType ab, void* out, int64_t M, int64_t F,
                  int64_t K, Context& ctx) {
-  const bool aligned = K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(w_gate_up) % 16 == 0;
-  if (M < 1 || M > 4 || !aligned || !gemv_enabled() || (ab != DType::BF16 && ab != DType::F16))
+  if (!gemv_applies(M, K, x, w_gate_up)) return false;
+  const bool ok = with_half_type(ab, [&]<typename T>() {
+    with_rows(M, [&]<int R>() {
+      gemv_swiglu_kernel<T, T, T, R, false>
+          <<<static_cast<unsigned>((F + 7) / 8), 256, 0, stream_of(ctx)>>>(
+              static_cast<const T*>(x), nullptr, 0.0f, static_cast<const T*>(w_gate_up),
+              static_cast<T*>(out), F, K);
+    });
+  });
+  if (ok) CUDA_LAUNCH_CHECK();
+  return ok;
+}
+
+bool gemv_f32(const float* x, const float* norm_w, float eps, const void* w, DType wt, float* y,
+              int64_t M, int64_t N, int64_t K, int64_t ldy, bool accumulate, Context& ctx) {
+  if (!gemv_applies(M, K, x, w) || (norm_w && reinterpret_cast<uintptr_t>(norm_w) % 16)) return false;
+  const bool ok = with_half_type(wt, [&]<typename T>() {
+    with_rows(M, [&]<int R>() {
+      const dim3 grid(static_cast<unsigned>((N + 7) / 8));
+      const T* wt_ = static_cast<const T*>(w);
+      if (norm_w)
+        launch_pdl(gemv_kernel<float, T, R, true>, grid, 256, stream_of(ctx), x, norm_w, eps, wt_,
+                   y, N, K, ldy, accumulate);
+      else
+        launch_pdl(gemv_kernel<float, T, R, false>, grid, 256, stream_of(ctx), x,
+                   static_cast<const float*>(nullptr), 0.0f,
+                   wt_, y, N, K, ldy, accumulate);
+    });
+  });
+  if (ok) CUDA_LAUNCH_CHECK();
+  return ok;
+}
+
+bool gemv_swiglu_f32(const float* x, const float* norm_w, float eps, const void* w_gate_up,
+                     DType wt, void* out, DType ot, int64_t M, int64_t F, int64_t K,
+                     Context& ctx) {
+  if (!gemv_applies(M, K, x, w_gate_up) || (norm_w && reinterpret_cast<uintptr_t>(norm_w) % 16) ||
+      (ot != DType::F32 && ot != wt))
     return false;
-  const dim3 grid(static_cast<unsigned>((F + 7) / 8));
-  auto go = [&]<typename T>() {
-    const T* xt = static_cast<const T*>(x);
-    const T* wt = static_cast<const T*>(w_gate_up);
-    T* o = static_cast<T*>(out);
-    switch (M) {
-      case 1:
-        gemv_swiglu_kernel<T, 1><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
-        break;
-      case 2:
-        gemv_swiglu_kernel<T, 2><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
-        break;
-      case 3:
-        gemv_swiglu_kernel<T, 3><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
-        break;
-      default:
-        gemv_swiglu_kernel<T, 4><<<grid, 256, 0, stream_of(ctx)>>>(xt, wt, o, F, K);
-        break;
-    }
-  };
-  if (ab == DType::BF16)
-    go.template operator()<__nv_bfloat16>();
-  else
-    go.template operator()<__half>();
-  CUDA_LAUNCH_CHECK();
-  return true;
+  const bool ok = with_half_type(wt, [&]<typename T>() {
+    with_rows(M, [&]<int R>() {
+      const dim3 grid(static_cast<unsigned>((F + 7) / 8));
+      const T* w_ = static_cast<const T*>(w_gate_up);
+      auto go = [&]<typename OT>() {
+        if (norm_w)
+          launch_pdl(gemv_swiglu_kernel<float, T, OT, R, true>, grid, 256, stream_of(ctx), x,
+                     norm_w, eps, w_, static_cast<OT*>(out), F, K);
+        else
+          launch_pdl(gemv_swiglu_kernel<float, T, OT, R, false>, grid, 256, stream_of(ctx), x,
+                     static_cast<const float*>(nullptr), 0.0f, w_, static_cast<OT*>(out), F, K);
+      };
+      if (ot == DType::F32)
+        go.template operator()<float>();
+      else
+        go.template operator()<T>();
+    });
+  });
+  if (ok) CUDA_LAUNCH_CHECK();
+  return ok;
 }
 
 double measure_copy_gbps(Context& ctx) {

@@ -109,6 +109,20 @@ void gemm(const void*, const void*, DType, void*, DType, int64_t, int64_t, int64
 bool gemv_swiglu(const void*, const void*, DType, void*, int64_t, int64_t, int64_t, Context&) {
   no_cuda();
 }
+bool gemv_f32(const float*, const float*, float, const void*, DType, float*, int64_t, int64_t,
+              int64_t, int64_t, bool, Context&) {
+  no_cuda();
+}
+bool gemv_swiglu_f32(const float*, const float*, float, const void*, DType, void*, DType, int64_t,
+                     int64_t, int64_t, Context&) {
+  no_cuda();
+}
+void split_hi_lo(const float*, void*, void*, DType, int64_t, Context&) {
+  no_cuda();
+}
+void sum_pair(const float*, const float*, int64_t, int64_t, float*, int64_t, bool, Context&) {
+  no_cuda();
+}
 void add_bias(float*, const float*, int64_t, int64_t, int64_t, Context&) {
   no_cuda();
 }
