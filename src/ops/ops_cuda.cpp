@@ -16,8 +16,8 @@ void raise_input_error(const std::string& msg) {
 }
 
 void set_geometry(PagedBatch& b, const KVLayout& L, int64_t layer) {
-  if (is_quantized(L.dtype) || L.dtype == DType::I32)
-    fail_input("--kv-dtype {} is not supported on CUDA (use bf16, f16 or f32)",
+  if ((is_quantized(L.dtype) && L.dtype != DType::F8_E4M3) || L.dtype == DType::I32)
+    fail_input("--kv-dtype {} is not supported on CUDA (use bf16, f16, f32 or fp8)",
                dtype_name(L.dtype));
   if (layer < 0 || layer >= L.n_layers) fail("CUDA KV cache: layer {} of {}", layer, L.n_layers);
   b.block_tokens = L.block_tokens;

@@ -13,6 +13,7 @@
 #include "kv/block_pool.h"
 #include "ops/cuda/cuda.h"
 #include "ops/ops.h"
+#include "util/error.h"
 #include "util/thread_pool.h"
 
 namespace hwledger {
@@ -402,10 +403,13 @@ TEST_F(CudaOps, BatchedPagedAttentionManySequences) {
   L.n_kv_heads = 8;
   L.head_dim = 128;
   L.block_tokens = 32;
-  L.dtype = DType::BF16;
   const int64_t group = 4, nh = 32, W = L.n_kv_heads * L.head_dim, hd = L.head_dim;
   const float scale = 1.0f / std::sqrt(128.0f);
-  for (bool prefill : {false, true}) {
+  // bf16 and fp8 KV (the GPU against the CPU on the same type), decode rows then prefill rows.
+  const std::pair<DType, bool> runs[] = {
+      {DType::BF16, false}, {DType::BF16, true}, {DType::F8_E4M3, false}, {DType::F8_E4M3, true}};
+  for (auto [kv_type, prefill] : runs) {
+    L.dtype = kv_type;
     const std::vector<int64_t> ctx_before = {0, 1, 31, 32, 33, 700, 2047, 5};
     const int64_t B = static_cast<int64_t>(ctx_before.size());
     std::vector<int64_t> new_rows(B);
@@ -464,10 +468,203 @@ TEST_F(CudaOps, BatchedPagedAttentionManySequences) {
       ops::attention(qc, ctx_before[s], hs[s].view(hp, 0), scale, 0, oc, cpu);
       std::vector<float> mine(got.begin() + qstart[s] * nh * hd,
                               got.begin() + qstart[s + 1] * nh * hd);
-      EXPECT_LT(rel_l2(mine, ref), 1.5e-2) << (prefill ? "prefill" : "decode") << " seq " << s
-                                           << " ctx " << ctx_before[s] << " + " << new_rows[s];
+      EXPECT_LT(rel_l2(mine, ref), 1.5e-2)
+          << dtype_name(kv_type) << (prefill ? " prefill" : " decode") << " seq " << s << " ctx "
+          << ctx_before[s] << " + " << new_rows[s];
     }
     (void)group;
+  }
+}
+
+// Where two copies of a layer's K|V slabs first differ, in the layout's terms (fp8: one byte per
+// value, then f16 scales; ops/paged_kv.h), or "" if they are equal.
+std::string first_difference(const KVLayout& L, const std::vector<uint8_t>& cpu,
+                             const std::vector<uint8_t>& gpu) {
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (cpu[i] == gpu[i]) continue;
+    const size_t slab = i / L.slab_bytes(), head = i % L.slab_bytes() / L.head_bytes();
+    const size_t at = i % L.head_bytes(), values = L.head_value_bytes();
+    const int64_t bt = L.block_tokens, hd = L.head_dim;
+    std::string where;
+    if (at < values)
+      where = slab == 0
+                  ? "K value dim " + std::to_string(at / bt) + " token " + std::to_string(at % bt)
+                  : "V value token " + std::to_string(at / hd) + " dim " + std::to_string(at % hd);
+    else
+      where = (slab == 0 ? "K scale group " + std::to_string((at - values) / 2 / bt) + " token " +
+                               std::to_string((at - values) / 2 % bt)
+                         : "V scale token " + std::to_string((at - values) / 2 / (hd / 32)) +
+                               " group " + std::to_string((at - values) / 2 % (hd / 32)));
+    return "byte " + std::to_string(i) + " (KV head " + std::to_string(head) + ", " + where +
+           "): CPU " + std::to_string(cpu[i]) + ", GPU " + std::to_string(gpu[i]);
+  }
+  return "";
+}
+
+// fp8 (e4m3 + f16 group scales) KV on the GPU against the CPU's fp8 path on fresh random inputs:
+// kv_store and qkv_finish write the CPU's bytes exactly (the same quantizer, bit for bit); the
+// split-key kernel (scalar for hd 32/96/256, vectorised for 64/128) reads the same dequantized
+// values in f32 math; the flash kernel (prefill, hd 32/64/128) dequantizes to f16 for the MMAs.
+// Decode and prefill rows, GQA and MHA, windows, two block sizes.
+TEST_F(CudaOps, Fp8KvStoreAndAttentionMatchCpu) {
+  const AttnShape shapes[] = {
+      {1, 4, 32, 0, 1, 0, 32, DType::F8_E4M3},     {2, 2, 64, 0, 37, 0, 32, DType::F8_E4M3},
+      {8, 4, 128, 200, 1, 0, 32, DType::F8_E4M3},  {8, 4, 128, 0, 300, 0, 32, DType::F8_E4M3},
+      {2, 7, 64, 45, 70, 0, 32, DType::F8_E4M3},   {4, 2, 128, 100, 129, 64, 32, DType::F8_E4M3},
+      {2, 3, 96, 10, 20, 0, 32, DType::F8_E4M3},   {1, 8, 128, 1500, 1, 0, 64, DType::F8_E4M3},
+      {2, 1, 256, 60, 4, 0, 32, DType::F8_E4M3},   {8, 1, 64, 0, 130, 50, 32, DType::F8_E4M3},
+      {2, 4, 128, 600, 65, 0, 64, DType::F8_E4M3},
+  };
+  for (const AttnShape& s : shapes) {
+    const std::string shape = "nkv" + std::to_string(s.nkv) + " g" + std::to_string(s.group) +
+                              " hd" + std::to_string(s.hd) + " pos0 " + std::to_string(s.pos0) +
+                              " T" + std::to_string(s.T) + " win" + std::to_string(s.window) +
+                              " bt" + std::to_string(s.bt) + " fp8";
+    SCOPED_TRACE(shape);
+    KVLayout L;
+    L.n_layers = 2;
+    L.n_kv_heads = s.nkv;
+    L.head_dim = s.hd;
+    L.block_tokens = s.bt;
+    L.dtype = s.kv;
+    KVLayout L32 = L;
+    L32.dtype = DType::F32;
+    const int64_t layer = 1, n = s.pos0 + s.T, nb = (n + s.bt - 1) / s.bt, W = s.nkv * s.hd,
+                  nh = s.nkv * s.group;
+    BlockPool hp(L, nb + 2), dp(L, nb + 2, Device::CUDA, 0), dq(L, nb + 2, Device::CUDA, 0),
+        h32(L32, nb + 2);
+    KVSequence hs, ds, qs, s32;
+    reserve_tokens(hp, hs, n);
+    reserve_tokens(dp, ds, n);
+    reserve_tokens(dq, qs, n);
+    reserve_tokens(h32, s32, n);
+    std::reverse(ds.blocks.begin(), ds.blocks.end());
+    std::reverse(ds.block_ptrs.begin(), ds.block_ptrs.end());
+    // Keys with a few large channels (as real K caches have) and values of mixed magnitude:
+    // groups whose scale is set by one value, and tiny groups on the 2^-14 scale floor.
+    auto k = randn(n * W), v = randn(n * W), q = randn(s.T * nh * s.hd);
+    for (int64_t i = 0; i < n * W; ++i) {
+      if (i % s.hd == 5) k[i] *= 20.0f;
+      if (i / s.hd % 5 == 3) v[i] *= 1e-4f;
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.hd));
+    PagedKVView hv = hs.view(hp, layer), dv = ds.view(dp, layer), v32 = s32.view(h32, layer);
+    // The cache before pos0 in one call, then the T new rows (a prefill, then a step).
+    for (auto [p, len] : {std::pair<int64_t, int64_t>{0, s.pos0}, {s.pos0, s.T}}) {
+      if (len == 0) continue;
+      Tensor kc(k.data() + p * W, DType::F32, {len, W}), vc(v.data() + p * W, DType::F32, {len, W});
+      ops::kv_store(kc, vc, p, hv, cpu);
+      ops::kv_store(kc, vc, p, v32, cpu);
+      std::vector<float> ks(k.begin() + p * W, k.begin() + (p + len) * W),
+          vs(v.begin() + p * W, v.begin() + (p + len) * W);
+      Tensor kg(up(ks), DType::F32, {len, W}, Device::CUDA),
+          vg(up(vs), DType::F32, {len, W}, Device::CUDA);
+      ops::kv_store(kg, vg, p, dv, gpu);
+      // qkv_finish stores the same k, v: no bias or norms, RoPE with cos 1 and sin 0 (exact),
+      // q heads first (one q head's columns ahead of k and v here).
+      std::vector<float> qkv(len * (s.hd + 2 * W)), cs(len * s.hd / 2, 1.0f),
+          sn(len * s.hd / 2, 0.0f);
+      for (int64_t r = 0; r < len; ++r)
+        for (int64_t c = 0; c < W; ++c) {
+          qkv[r * (s.hd + 2 * W) + s.hd + c] = ks[r * W + c];
+          qkv[r * (s.hd + 2 * W) + s.hd + W + c] = vs[r * W + c];
+        }
+      std::vector<int32_t> idx = {0, static_cast<int32_t>(len), static_cast<int32_t>(p)};
+      std::vector<int32_t> rows(len, 0);
+      std::vector<uint8_t*> table(qs.block_ptrs.begin(), qs.block_ptrs.end());
+      cuda::PagedBatch b;
+      cuda::set_geometry(b, L, layer);
+      b.n_seqs = 1;
+      b.n_rows = len;
+      b.max_new = static_cast<int>(len);
+      b.max_ctx = static_cast<int>(p + len);
+      int32_t* di = up(idx);
+      b.q_start = di;
+      b.pos0 = di + 2;
+      b.row_seq = up(rows);
+      b.blocks = up(table);
+      b.table_width = static_cast<int>(table.size());
+      float* q_out = static_cast<float*>(poisoned(len * s.hd * 4));
+      cuda::qkv_finish(up(qkv), s.hd + 2 * W, nullptr, nullptr, nullptr, 1e-6f, up(cs), up(sn), 1,
+                       q_out, b, *cx);
+    }
+    // Full blocks byte for byte (slots past n hold whatever the pools held).
+    for (int64_t blk = 0; (blk + 1) * s.bt <= n; ++blk) {
+      std::vector<uint8_t> hb(hp.data(hs.blocks[blk]) + L.k_offset(layer),
+                              hp.data(hs.blocks[blk]) + L.k_offset(layer) + 2 * L.slab_bytes());
+      const std::string store = first_difference(
+          L, hb, down<uint8_t>(dp.data(ds.blocks[blk]) + L.k_offset(layer), 2 * L.slab_bytes()));
+      EXPECT_EQ(store, "") << "kv_store, block " << blk;
+      const std::string fused = first_difference(
+          L, hb, down<uint8_t>(dq.data(qs.blocks[blk]) + L.k_offset(layer), 2 * L.slab_bytes()));
+      EXPECT_EQ(fused, "") << "qkv_finish, block " << blk;
+    }
+
+    std::vector<float> ref(s.T * nh * s.hd), ref32(ref.size());
+    Tensor qc(q.data(), DType::F32, {s.T, nh, s.hd}), oc(ref.data(), DType::F32, {s.T, nh * s.hd}),
+        oc32(ref32.data(), DType::F32, {s.T, nh * s.hd});
+    ops::attention(qc, s.pos0, hv, scale, s.window, oc, cpu);
+    ops::attention(qc, s.pos0, v32, scale, s.window, oc32, cpu);
+    const bool flash_ok = s.hd == 32 || s.hd == 64 || s.hd == 128;
+    for (int force : {1, 2}) {
+      if (force == 2 && !flash_ok) continue;
+      std::vector<int32_t> idx = {0, static_cast<int32_t>(s.T), static_cast<int32_t>(s.pos0)};
+      std::vector<int32_t> rows(s.T, 0);
+      std::vector<uint8_t*> table(ds.block_ptrs.begin(), ds.block_ptrs.end());
+      cuda::PagedBatch b;
+      cuda::set_geometry(b, L, layer);
+      b.n_seqs = 1;
+      b.n_rows = s.T;
+      b.max_new = static_cast<int>(s.T);
+      b.max_ctx = static_cast<int>(n);
+      int32_t* di = up(idx);
+      b.q_start = di;
+      b.pos0 = di + 2;
+      b.row_seq = up(rows);
+      b.blocks = up(table);
+      b.table_width = static_cast<int>(table.size());
+      void* out = poisoned(s.T * nh * s.hd * 4);
+      cuda::attention(up(q), b, nh, scale, s.window, out, DType::F32, *cx, force);
+      const std::vector<float> got = down<float>(out, s.T * nh * s.hd);
+      // Split-key: the CPU's dequantized values in f32 math (only exp and the summation order
+      // differ). Flash: q, k, v and p rounded to f16 for the MMAs.
+      const double tol = force == 2 ? 1e-2 : 1e-4, err = rel_l2(got, ref);
+      EXPECT_LT(err, tol) << (force == 2 ? "flash" : "split-key") << " kernel vs CPU fp8";
+      // And the fp8 cache's own error against f32 KV on the CPU (CPU fp8 vs f32 KV: relative
+      // L2 at most 5.1e-2 in tests/ops/attention_test.cpp).
+      EXPECT_LT(rel_l2(got, ref32), 8e-2)
+          << (force == 2 ? "flash" : "split-key")
+          << " kernel vs CPU f32 KV (CPU fp8: " << rel_l2(ref, ref32) << ")";
+    }
+    // Through ops::attention (the automatic choice), bf16 output.
+    Tensor qg(up(q), DType::F32, {s.T, nh, s.hd}, Device::CUDA);
+    Tensor og(poisoned(s.T * nh * s.hd * 2), DType::BF16, {s.T, nh * s.hd}, Device::CUDA);
+    ops::attention(qg, s.pos0, dv, scale, s.window, og, gpu);
+    EXPECT_LT(rel_l2(from_bf16(down<uint16_t>(og.data, s.T * nh * s.hd)), ref), 1.5e-2) << "auto";
+    release_sequence(hp, hs);
+    release_sequence(dp, ds);
+    release_sequence(dq, qs);
+    release_sequence(h32, s32);
+  }
+}
+
+// set_geometry accepts fp8 and still refuses the ggml types on the GPU, naming them.
+TEST(CudaKvTypes, SetGeometryAcceptsFp8AndRefusesGgmlTypes) {
+  KVLayout L{2, 2, 64, 32, DType::F8_E4M3};
+  cuda::PagedBatch b;
+  cuda::set_geometry(b, L, 1);
+  EXPECT_EQ(b.kv_dtype, DType::F8_E4M3);
+  EXPECT_EQ(b.head_bytes, static_cast<int64_t>(64 * 32 * 34 / 32));
+  EXPECT_EQ(b.v_off - b.k_off, static_cast<int64_t>(L.slab_bytes()));
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    L.dtype = t;
+    try {
+      cuda::set_geometry(b, L, 0);
+      ADD_FAILURE() << dtype_name(t) << " accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(dtype_name(t))), std::string::npos)
+          << e.what();
+    }
   }
 }
 

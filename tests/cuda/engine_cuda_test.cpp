@@ -213,5 +213,39 @@ TEST(CudaEngine, MixedBatchMatchesCpu) {
   }
 }
 
+// fp8 KV on the GPU (qkv_finish quantizes, the split-key and flash kernels read it): every
+// golden's logits within the CPU's own fp8 error plus the bf16 budget (2e-2), both as relative
+// L2 (the bf16 criteria's measure). Greedy tokens are not asked for: fp8 keys and values move
+// these tiny models' nearly tied logits on the CPU too (docs/cache-format.md).
+TEST(CudaEngine, GoldensWithFp8KVStayWithinTheCpusFp8Error) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  auto dirs = golden_dirs();
+  if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
+  for (const std::string& dir : dirs) {
+    EngineOptions o;
+    o.threads = 2;
+    o.kv_dtype = DType::F8_E4M3;
+    o.load.show_progress = false;
+    std::vector<VerifyCase> cpu_cases;
+    {
+      Engine e(dir, o);
+      cpu_cases = verify_reference(e, dir + "/reference.safetensors", 1.0, true);
+    }
+    o.device = Device::CUDA;
+    Engine e(dir, o);
+    const std::vector<VerifyCase> gpu_cases =
+        verify_reference(e, dir + "/reference.safetensors", 1.0, true);
+    ASSERT_EQ(gpu_cases.size(), cpu_cases.size()) << dir;
+    for (size_t i = 0; i < gpu_cases.size(); ++i) {
+      const VerifyCase& g = gpu_cases[i];
+      if (g.name.rfind("logits_", 0) != 0) continue;
+      ASSERT_EQ(g.name, cpu_cases[i].name);
+      EXPECT_LT(g.error, cpu_cases[i].error + 2e-2)
+          << dir << " " << g.name << ": GPU fp8 rel L2 " << g.error << ", CPU fp8 "
+          << cpu_cases[i].error << " " << g.detail;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hwledger

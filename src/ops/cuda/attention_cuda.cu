@@ -1,7 +1,9 @@
 // Paged KV cache kernels: storing k/v (alone or fused with bias, q/k-norm and RoPE), the
 // split-key attention kernel (decode, and any head_dim/KV type), and a flash-style prefill
-// kernel on the tensor cores (mma.sync m16n8k16, bf16/f16 KV, head_dim 32/64/128).
-// The cache layout is ops/paged_kv.h's: per block, layer, KV head: K [hd][bt], V [bt][hd].
+// kernel on the tensor cores (mma.sync m16n8k16, bf16/f16/fp8 KV, head_dim 32/64/128).
+// The cache layout is ops/paged_kv.h's: per block, layer, KV head: K [hd][bt], V [bt][hd]; fp8
+// (e4m3) keeps one byte per value there, followed by f16 scales per 32 dims: K [hd/32][bt],
+// V [bt][hd/32].
 #include <cfloat>
 #include <cstdint>
 #include <cstdlib>
@@ -50,6 +52,84 @@ __device__ __forceinline__ void row_pos(const Geo& g, int64_t row, int& s, int64
   pos = g.pos0[s] + (row - g.q_start[s]);
 }
 
+// ---- fp8 (e4m3) KV --------------------------------------------------------------------------
+
+// The KV element type of the fp8 cache in the kernels' templates (beside float, __half and
+// __nv_bfloat16): an e4m3 code. Its f16 scales follow a head's values (head_scales).
+struct Fp8 {
+  uint8_t bits;
+};
+template <typename KT>
+inline constexpr bool kIsFp8 = std::is_same_v<KT, Fp8>;
+// The flash kernel's MMA operand type: fp8 tiles are dequantized to f16 as they are loaded (f16's
+// 11 significant bits hold e4m3 x scale to 2^-11; K and V never reach 65504).
+template <typename KT>
+using MmaT = std::conditional_t<kIsFp8<KT>, __half, KT>;
+
+// A head region's f16 scales: after its hd x bt one-byte values.
+__device__ __forceinline__ const __half* head_scales(const Geo& g, const void* head) {
+  return reinterpret_cast<const __half*>(static_cast<const uint8_t*>(head) + g.hd * g.bt);
+}
+
+// Codes bytes (2 pair, 2 pair + 1) of w times 2^-8, exactly (e4m3_to_f16_bits_div256 on both).
+// Times 256 d this is the CPU's e4m3_to_f32(code) * d to the bit.
+__device__ __forceinline__ float2 fp8x2_div256(uint32_t w, int pair) {
+  const uint32_t t = __byte_perm(w, 0, pair ? 0x4342 : 0x4140);  // bytes -> low bytes of halves
+  const uint32_t h = ((t & 0x00800080u) << 8) | ((t & 0x007f007fu) << 7);
+  __half2 v;
+  memcpy(&v, &h, 4);
+  return __half22float2(v);
+}
+// Eight codes (8 bytes) with one scale each (8 f16, times 256 in scale256) as f32.
+__device__ __forceinline__ void fp8x8(uint2 codes, uint4 scales, float (&out)[8]) {
+  const uint32_t sw[4] = {scales.x, scales.y, scales.z, scales.w};
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const float2 c = fp8x2_div256(p < 2 ? codes.x : codes.y, p & 1);
+    __half2 sh;
+    memcpy(&sh, &sw[p], 4);
+    const float2 sc = __half22float2(sh);
+    out[2 * p] = c.x * (sc.x * 256.0f);
+    out[2 * p + 1] = c.y * (sc.y * 256.0f);
+  }
+}
+// Eight codes sharing one scale (already times 256) as f32.
+__device__ __forceinline__ void fp8x8(uint2 codes, float scale256, float (&out)[8]) {
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const float2 c = fp8x2_div256(p < 2 ? codes.x : codes.y, p & 1);
+    out[2 * p] = c.x * scale256;
+    out[2 * p + 1] = c.y * scale256;
+  }
+}
+__device__ __forceinline__ float fp8_value(uint8_t code, float scale256) {
+  return __half2float(__ushort_as_half(e4m3_to_f16_bits_div256(code))) * scale256;
+}
+
+// Quantizes this thread's element x of a head vector (dim d) into token slot `off` of a K
+// (transposed) or V head region. The 32 lanes of the warp must hold the 32 dims of one group
+// (d = 32 i + lane): the group's amax is a warp reduction. Bit for bit the CPU's
+// quantize_group_fp8: max |x| (NaN ignored), d = f16(clamp(amax / 448, 2^-14, 65504)),
+// code = e4m3(x / d) (IEEE division: nvcc's default -prec-div=true).
+__device__ __forceinline__ void store_fp8(float x, int64_t d, int64_t off, uint8_t* head, bool is_k,
+                                          const Geo& g) {
+  float amax = fabsf(x);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  float sd = amax / kE4M3Max;
+  sd = sd > 6.103515625e-05f ? sd : 6.103515625e-05f;
+  const __half dh = __float2half_rn(sd < 65504.0f ? sd : 65504.0f);
+  const uint8_t code = e4m3_from_f32_bits(__float_as_uint(x / __half2float(dh)));
+  __half* scales = reinterpret_cast<__half*>(head + g.hd * g.bt);
+  if (is_k) {
+    head[d * g.bt + off] = code;
+    if (d % 32 == 0) scales[(d / 32) * g.bt + off] = dh;
+  } else {
+    head[off * g.hd + d] = code;
+    if (d % 32 == 0) scales[off * (g.hd / 32) + d / 32] = dh;
+  }
+}
+
 // ---- kv_store and the fused qkv epilogue ---------------------------------------------------
 
 template <typename KT>
@@ -62,9 +142,14 @@ __global__ void kv_store_kernel(const float* __restrict__ k, int64_t ldk,
   const int64_t off = pos % g.bt;
   KT* K = k_head<KT>(g, s, pos, h);
   KT* V = v_head<KT>(g, s, pos, h);
-  for (int64_t d = threadIdx.x; d < g.hd; d += blockDim.x) {
-    K[d * g.bt + off] = from_f32<KT>(k[row * ldk + h * g.hd + d]);
-    V[off * g.hd + d] = from_f32<KT>(v[row * ldv + h * g.hd + d]);
+  for (int64_t d = threadIdx.x; d < g.hd; d += blockDim.x) {  // fp8: a warp per group of 32
+    if constexpr (kIsFp8<KT>) {
+      store_fp8(k[row * ldk + h * g.hd + d], d, off, reinterpret_cast<uint8_t*>(K), true, g);
+      store_fp8(v[row * ldv + h * g.hd + d], d, off, reinterpret_cast<uint8_t*>(V), false, g);
+    } else {
+      K[d * g.bt + off] = from_f32<KT>(k[row * ldk + h * g.hd + d]);
+      V[off * g.hd + d] = from_f32<KT>(v[row * ldv + h * g.hd + d]);
+    }
   }
 }
 
@@ -114,7 +199,11 @@ __global__ void qkv_finish_kernel(const float* __restrict__ qkv, int64_t ld,
   int64_t pos;
   row_pos(g, row, s, pos);
   const int64_t off = pos % g.bt;
-  if (is_k) {
+  if constexpr (kIsFp8<KT>) {  // blockDim 128, hd % 32 == 0: each warp holds whole groups
+    uint8_t* head =
+        is_k ? k_head<uint8_t>(g, s, pos, j - nh) : v_head<uint8_t>(g, s, pos, j - nh - g.nkv);
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) store_fp8(buf[d], d, off, head, is_k, g);
+  } else if (is_k) {
     KT* K = k_head<KT>(g, s, pos, j - nh);
     for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) K[d * g.bt + off] = from_f32<KT>(buf[d]);
   } else {
@@ -126,6 +215,16 @@ __global__ void qkv_finish_kernel(const float* __restrict__ qkv, int64_t ld,
 // ---- split-key attention ------------------------------------------------------------------
 
 constexpr int kSplit = 256;  // keys per block = threads per block
+
+// Value row `off`, dim d of a V head region, as f32.
+template <typename KT>
+__device__ __forceinline__ float value_at(const Geo& g, const KT* vh, int64_t off, int64_t d) {
+  if constexpr (kIsFp8<KT>)
+    return fp8_value(vh[off * g.hd + d].bits,
+                     256.0f * __half2float(head_scales(g, vh)[off * (g.hd / 32) + d / 32]));
+  else
+    return to_f32(vh[off * g.hd + d]);
+}
 
 // Block (row, kv head, split): the G query heads of one KV head over one range of keys.
 // Writes unnormalised partial outputs and (max, sum) per head, merged by combine_kernel.
@@ -173,18 +272,26 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
     int64_t d = 0;
     for (; d + 8 <= hd; d += 8) {  // eight loads in flight per thread
       float kv8[8];
+      if constexpr (kIsFp8<KT>) {  // dims d .. d + 7 share a group (hd % 32 == 0)
+        const float sc =
+            256.0f * __half2float(head_scales(g, K - key % g.bt)[(d / 32) * g.bt + key % g.bt]);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) kv8[e] = to_f32(K[(d + e) * g.bt]);
+        for (int e = 0; e < 8; ++e) kv8[e] = fp8_value(K[(d + e) * g.bt].bits, sc);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) kv8[e] = to_f32(K[(d + e) * g.bt]);
+      }
 #pragma unroll
       for (int j = 0; j < G; ++j)
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[j] += qs[j][d + e] * kv8[e];
     }
-    for (; d < hd; ++d) {
-      const float kd = to_f32(K[d * g.bt]);
+    if constexpr (!kIsFp8<KT>)
+      for (; d < hd; ++d) {
+        const float kd = to_f32(K[d * g.bt]);
 #pragma unroll
-      for (int j = 0; j < G; ++j) acc[j] += qs[j][d] * kd;
-    }
+        for (int j = 0; j < G; ++j) acc[j] += qs[j][d] * kd;
+      }
   }
   // Max and sum over the block's keys, per head.
   float m[G], l[G];
@@ -227,7 +334,7 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         const int64_t kk = k_begin + i + e * nsub;
-        v8[e] = to_f32(v_head<KT>(g, s, kk, kvh)[(kk % g.bt) * hd + d]);
+        v8[e] = value_at<KT>(g, v_head<KT>(g, s, kk, kvh), kk % g.bt, d);
       }
 #pragma unroll
       for (int e = 0; e < 8; ++e)
@@ -236,7 +343,7 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
     }
     for (; i < n; i += nsub) {
       const int64_t kk = k_begin + i;
-      const float vd = to_f32(v_head<KT>(g, s, kk, kvh)[(kk % g.bt) * hd + d]);
+      const float vd = value_at<KT>(g, v_head<KT>(g, s, kk, kvh), kk % g.bt, d);
 #pragma unroll
       for (int j = 0; j < G; ++j) o[j] += sc[j][i] * vd;
     }
@@ -322,20 +429,48 @@ __global__ __launch_bounds__(128) void split_attn_vec_kernel(
     for (int j = 0; j < G; ++j)
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[j][e] = 0.0f;
-    if (key < k_end) {
-      const KT* K = k_head<KT>(g, s, key, kvh) + key % g.bt;
-      uint4 kv[DPT];
+    if constexpr (kIsFp8<KT>) {
+      if (key < k_end) {
+        // 8 bytes per dim (8 tokens), and per group the 8 tokens' scales (16 bytes): thread dg's
+        // dims dg + 16 i lie in group i / 2.
+        const uint8_t* K = k_head<uint8_t>(g, s, key, kvh);
+        const int64_t off = key % g.bt;
+        uint2 kv[DPT];
+        uint4 ks[HD / 32];
 #pragma unroll
-      for (int i = 0; i < DPT; ++i)
-        kv[i] = *reinterpret_cast<const uint4*>(K + (dg + i * DG) * g.bt);
+        for (int i = 0; i < DPT; ++i)
+          kv[i] = *reinterpret_cast<const uint2*>(K + (dg + i * DG) * g.bt + off);
 #pragma unroll
-      for (int i = 0; i < DPT; ++i) {
-        const KT* kp = reinterpret_cast<const KT*>(&kv[i]);
+        for (int i = 0; i < HD / 32; ++i)
+          ks[i] = *reinterpret_cast<const uint4*>(head_scales(g, K) + i * g.bt + off);
 #pragma unroll
-        for (int j = 0; j < G; ++j) {
-          const float qd = qs[j][dg + i * DG];
+        for (int i = 0; i < DPT; ++i) {
+          float kf[8];
+          fp8x8(kv[i], ks[i / 2], kf);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j][e] += qd * to_f32(kp[e]);
+          for (int j = 0; j < G; ++j) {
+            const float qd = qs[j][dg + i * DG];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[j][e] += qd * kf[e];
+          }
+        }
+      }
+    } else {
+      if (key < k_end) {
+        const KT* K = k_head<KT>(g, s, key, kvh) + key % g.bt;
+        uint4 kv[DPT];
+#pragma unroll
+        for (int i = 0; i < DPT; ++i)
+          kv[i] = *reinterpret_cast<const uint4*>(K + (dg + i * DG) * g.bt);
+#pragma unroll
+        for (int i = 0; i < DPT; ++i) {
+          const KT* kp = reinterpret_cast<const KT*>(&kv[i]);
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            const float qd = qs[j][dg + i * DG];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[j][e] += qd * to_f32(kp[e]);
+          }
         }
       }
     }
@@ -383,22 +518,50 @@ __global__ __launch_bounds__(128) void split_attn_vec_kernel(
     for (int j = 0; j < G; ++j)
 #pragma unroll
       for (int e = 0; e < 8; ++e) o[j][e] = 0.0f;
-    uint4 vv[KPT];
+    if constexpr (kIsFp8<KT>) {  // 8 bytes per token (8 dims of one group) and its scale
+      uint2 vv[KPT];
+      float vs[KPT];
 #pragma unroll
-    for (int i = 0; i < KPT; ++i) {
-      const int64_t kk = k0 + kg + i * KG;
-      vv[i] = kk < k_end ? *reinterpret_cast<const uint4*>(v_head<KT>(g, s, kk, kvh) +
-                                                           (kk % g.bt) * HD + dc * 8)
-                         : make_uint4(0, 0, 0, 0);
-    }
+      for (int i = 0; i < KPT; ++i) {
+        const int64_t kk = k0 + kg + i * KG;
+        vv[i] = make_uint2(0, 0);
+        vs[i] = 0.0f;
+        if (kk < k_end) {
+          const uint8_t* V = v_head<uint8_t>(g, s, kk, kvh);
+          const int64_t off = kk % g.bt;
+          vv[i] = *reinterpret_cast<const uint2*>(V + off * HD + dc * 8);
+          vs[i] = 256.0f * __half2float(head_scales(g, V)[off * (HD / 32) + dc / 4]);
+        }
+      }
 #pragma unroll
-    for (int i = 0; i < KPT; ++i) {
-      const KT* vp = reinterpret_cast<const KT*>(&vv[i]);
+      for (int i = 0; i < KPT; ++i) {
+        float vf[8];
+        fp8x8(vv[i], vs[i], vf);
 #pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const float p = sc[j][kg + i * KG];
+        for (int j = 0; j < G; ++j) {
+          const float p = sc[j][kg + i * KG];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) o[j][e] += p * to_f32(vp[e]);
+          for (int e = 0; e < 8; ++e) o[j][e] += p * vf[e];
+        }
+      }
+    } else {
+      uint4 vv[KPT];
+#pragma unroll
+      for (int i = 0; i < KPT; ++i) {
+        const int64_t kk = k0 + kg + i * KG;
+        vv[i] = kk < k_end ? *reinterpret_cast<const uint4*>(v_head<KT>(g, s, kk, kvh) +
+                                                             (kk % g.bt) * HD + dc * 8)
+                           : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int i = 0; i < KPT; ++i) {
+        const KT* vp = reinterpret_cast<const KT*>(&vv[i]);
+#pragma unroll
+        for (int j = 0; j < G; ++j) {
+          const float p = sc[j][kg + i * KG];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) o[j][e] += p * to_f32(vp[e]);
+        }
       }
     }
 #pragma unroll
@@ -503,18 +666,85 @@ constexpr int flash_smem_bytes() {
   return (kBM * (HD + 8) + 2 * HD * (kBN + 8) + 2 * kBN * (HD + 8)) * 2;
 }
 
+// An fp8 K/V tile of keys [k0, k0 + kBN) into shared memory as f16 (Kd [HD][kBN + 8], Vd
+// [kBN][HD + 8]), dequantized on the way: plain loads (all of a thread's issued before any
+// conversion) instead of cp.async, which cannot convert. Same chunks as the 16-bit path: K 8 keys
+// of one dim (8 bytes, 8 scales), V 8 dims of one key (8 bytes, one scale). Keys >= hi: zeros
+// (a K chunk that starts below hi may read unwritten slots past it; their scores are masked).
+template <int HD>
+__device__ __forceinline__ void load_tile_fp8(const Geo& g, int s, int kvh, int64_t k0, int64_t hi,
+                                              __half* Kd, __half* Vd) {
+  constexpr int KS = kBN + 8, VS = HD + 8;
+  constexpr int KC = HD * (kBN / 8) / kFlashThreads, VC = kBN * (HD / 8) / kFlashThreads;
+  static_assert(KC >= 1 && VC >= 1 && HD * (kBN / 8) % kFlashThreads == 0);
+  const int tid = threadIdx.x;
+  uint2 kc[KC], vc[VC];
+  uint4 ks[KC];
+  float vs[VC];
+#pragma unroll
+  for (int i = 0; i < KC; ++i) {
+    const int c = tid + i * kFlashThreads, d = c / (kBN / 8), k8 = (c % (kBN / 8)) * 8;
+    const int64_t key = k0 + k8;
+    kc[i] = make_uint2(0, 0);
+    ks[i] = make_uint4(0, 0, 0, 0);
+    if (key < hi) {
+      const uint8_t* K = k_head<uint8_t>(g, s, key, kvh);
+      const int64_t off = key % g.bt;
+      kc[i] = *reinterpret_cast<const uint2*>(K + d * g.bt + off);
+      ks[i] = *reinterpret_cast<const uint4*>(head_scales(g, K) + (d / 32) * g.bt + off);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < VC; ++i) {
+    const int c = tid + i * kFlashThreads, kr = c / (HD / 8), d8 = (c % (HD / 8)) * 8;
+    const int64_t key = k0 + kr;
+    vc[i] = make_uint2(0, 0);
+    vs[i] = 0.0f;
+    if (key < hi) {
+      const uint8_t* V = v_head<uint8_t>(g, s, key, kvh);
+      const int64_t off = key % g.bt;
+      vc[i] = *reinterpret_cast<const uint2*>(V + off * HD + d8);
+      vs[i] = 256.0f * __half2float(head_scales(g, V)[off * (HD / 32) + d8 / 32]);
+    }
+  }
+  auto put8 = [](__half* dst, const float(&f)[8]) {
+    uint4 h;
+    __half2 p[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) p[e] = __floats2half2_rn(f[2 * e], f[2 * e + 1]);
+    memcpy(&h, p, 16);
+    *reinterpret_cast<uint4*>(dst) = h;
+  };
+#pragma unroll
+  for (int i = 0; i < KC; ++i) {
+    const int c = tid + i * kFlashThreads, d = c / (kBN / 8), k8 = (c % (kBN / 8)) * 8;
+    float f[8];
+    fp8x8(kc[i], ks[i], f);
+    put8(Kd + d * KS + k8, f);
+  }
+#pragma unroll
+  for (int i = 0; i < VC; ++i) {
+    const int c = tid + i * kFlashThreads, kr = c / (HD / 8), d8 = (c % (HD / 8)) * 8;
+    float f[8];
+    fp8x8(vc[i], vs[i], f);
+    put8(Vd + kr * VS + d8, f);
+  }
+}
+
 // Block (query tile, q head, sequence); 8 warps of 16 query rows each. K/V tiles of 64 keys
-// stream through shared memory two stages deep (cp.async); S and P stay in registers.
+// stream through shared memory two stages deep (cp.async; fp8 with plain loads, converted to
+// f16); S and P stay in registers.
 template <typename KT, typename O, int HD>
 __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const float* __restrict__ q,
                                                                       Geo g, int nh, int group,
                                                                       float scale_log2,
                                                                       int64_t window,
                                                                       O* __restrict__ out) {
+  using MT = MmaT<KT>;  // the tiles' type: KT, or f16 for fp8
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  KT* Qs = reinterpret_cast<KT*>(smem_raw);  // [kBM][HD + 8]
-  KT* Ks = Qs + kBM * (HD + 8);              // [2][HD][kBN + 8]  (K transposed, as cached)
-  KT* Vs = Ks + 2 * HD * (kBN + 8);          // [2][kBN][HD + 8]
+  MT* Qs = reinterpret_cast<MT*>(smem_raw);  // [kBM][HD + 8]
+  MT* Ks = Qs + kBM * (HD + 8);              // [2][HD][kBN + 8]  (K transposed, as cached)
+  MT* Vs = Ks + 2 * HD * (kBN + 8);          // [2][kBN][HD + 8]
   constexpr int QS = HD + 8, KS = kBN + 8, VS = HD + 8;
 
   const int s = blockIdx.z, h = blockIdx.y, kvh = h / group;
@@ -533,30 +763,36 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
     const float v = r0 + r < n_new
                         ? q[(static_cast<int64_t>(qs0 + r0 + r) * nh + h) * HD + d] * scale_log2
                         : 0.0f;
-    Qs[r * QS + d] = from_f32<KT>(v);
+    Qs[r * QS + d] = from_f32<MT>(v);
   }
 
   auto load_tile = [&](int64_t t, int st) {
     const int64_t k0 = t * kBN;
-    KT* Kd = Ks + st * HD * KS;
-    KT* Vd = Vs + st * kBN * VS;
-    for (int c = tid; c < HD * (kBN / 8); c += kFlashThreads) {  // K: rows d, 8 keys per 16 bytes
-      const int d = c / (kBN / 8), k8 = (c % (kBN / 8)) * 8;
-      const int64_t key = k0 + k8;
-      KT* dst = Kd + d * KS + k8;
-      if (key < hi)
-        cp_async16(dst, k_head<KT>(g, s, key, kvh) + d * g.bt + key % g.bt);
-      else
-        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
-    }
-    for (int c = tid; c < kBN * (HD / 8); c += kFlashThreads) {  // V: rows key, 8 dims per 16 bytes
-      const int kr = c / (HD / 8), d8 = (c % (HD / 8)) * 8;
-      const int64_t key = k0 + kr;
-      KT* dst = Vd + kr * VS + d8;
-      if (key < hi)
-        cp_async16(dst, v_head<KT>(g, s, key, kvh) + (key % g.bt) * HD + d8);
-      else
-        *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+    MT* Kd = Ks + st * HD * KS;
+    MT* Vd = Vs + st * kBN * VS;
+    if constexpr (kIsFp8<KT>) {
+      load_tile_fp8<HD>(g, s, kvh, k0, hi, Kd, Vd);
+    } else {
+      // K: rows d, 8 keys per 16 bytes
+      for (int c = tid; c < HD * (kBN / 8); c += kFlashThreads) {
+        const int d = c / (kBN / 8), k8 = (c % (kBN / 8)) * 8;
+        const int64_t key = k0 + k8;
+        KT* dst = Kd + d * KS + k8;
+        if (key < hi)
+          cp_async16(dst, k_head<KT>(g, s, key, kvh) + d * g.bt + key % g.bt);
+        else
+          *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+      }
+      // V: rows key, 8 dims per 16 bytes
+      for (int c = tid; c < kBN * (HD / 8); c += kFlashThreads) {
+        const int kr = c / (HD / 8), d8 = (c % (HD / 8)) * 8;
+        const int64_t key = k0 + kr;
+        KT* dst = Vd + kr * VS + d8;
+        if (key < hi)
+          cp_async16(dst, v_head<KT>(g, s, key, kvh) + (key % g.bt) * HD + d8);
+        else
+          *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0);
+      }
     }
   };
 
@@ -582,8 +818,8 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    const KT* Kt = Ks + st * HD * KS;
-    const KT* Vt = Vs + st * kBN * VS;
+    const MT* Kt = Ks + st * HD * KS;
+    const MT* Vt = Vs + st * kBN * VS;
 
     float sacc[kBN / 8][4];
 #pragma unroll
@@ -595,8 +831,8 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
         uint32_t b[4];
         ldsm_x4_t(b,
                   Kt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * KS + (np * 2 + lane / 16) * 8);
-        mma16816<KT>(sacc[2 * np], qa[kc], b[0], b[1]);
-        mma16816<KT>(sacc[2 * np + 1], qa[kc], b[2], b[3]);
+        mma16816<MT>(sacc[2 * np], qa[kc], b[0], b[1]);
+        mma16816<MT>(sacc[2 * np + 1], qa[kc], b[2], b[3]);
       }
     // Mask (causal, window, padding rows) and the online softmax, per row half.
     const int64_t k0 = t * kBN;
@@ -629,8 +865,8 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
       const float p2v = exp2f(sacc[nt][2] - mu[1]), p3v = exp2f(sacc[nt][3] - mu[1]);
       l_run[0] += p0v + p1v;
       l_run[1] += p2v + p3v;
-      pa[nt / 2][(nt % 2) * 2] = pack2<KT>(p0v, p1v);
-      pa[nt / 2][(nt % 2) * 2 + 1] = pack2<KT>(p2v, p3v);
+      pa[nt / 2][(nt % 2) * 2] = pack2<MT>(p0v, p1v);
+      pa[nt / 2][(nt % 2) * 2 + 1] = pack2<MT>(p2v, p3v);
     }
 #pragma unroll
     for (int i = 0; i < HD / 8; ++i) {
@@ -646,8 +882,8 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
         uint32_t b[4];
         ldsm_x4_t(b,
                   Vt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * VS + (dp * 2 + lane / 16) * 8);
-        mma16816<KT>(o[2 * dp], pa[kc], b[0], b[1]);
-        mma16816<KT>(o[2 * dp + 1], pa[kc], b[2], b[3]);
+        mma16816<MT>(o[2 * dp], pa[kc], b[0], b[1]);
+        mma16816<MT>(o[2 * dp + 1], pa[kc], b[2], b[3]);
       }
     __syncthreads();  // the next iteration loads into this stage
   }
@@ -690,7 +926,7 @@ void launch_flash(const float* q, const Geo& g, const PagedBatch& b, int64_t nh,
 template <typename KT, typename O, int G>
 void launch_split(const float* q, const Geo& g, const PagedBatch& b, int64_t nh, float scale,
                   int64_t window, O* out, Context& ctx) {
-  // 16-bit KV with head_dim 64/128: the vectorised kernel on 64-key splits.
+  // 16-bit or fp8 KV with head_dim 64/128: the vectorised kernel on 64-key splits.
   constexpr bool vec_type = !std::is_same_v<KT, float>;
   const bool vec = vec_type && (g.hd == 64 || g.hd == 128) && vec_enabled();
   const int split_keys = vec ? kSplitV : kSplit;
@@ -748,8 +984,10 @@ void launch_split_g(const float* q, const Geo& g, const PagedBatch& b, int64_t n
   }
 }
 
+// Calls f.template operator()<KT>() with KT the kernels' KV element type (Fp8 for fp8).
 template <typename F>
 void dispatch_kv(DType t, F&& f) {
+  if (t == DType::F8_E4M3) return f.template operator()<Fp8>();
   dispatch_float(t, "KV cache", std::forward<F>(f));
 }
 
@@ -790,11 +1028,13 @@ void attention(const float* q, const PagedBatch& b, int64_t nh, float scale, int
   if (nh % g.nkv)
     raise_error("CUDA attention: " + str(nh) + " heads over " + str(g.nkv) + " KV heads");
   const DType kt = b.kv_dtype;
-  const bool flash_ok =
-      (kt == DType::BF16 || kt == DType::F16) && (g.hd == 32 || g.hd == 64 || g.hd == 128);
+  const bool flash_ok = (kt == DType::BF16 || kt == DType::F16 || kt == DType::F8_E4M3) &&
+                        (g.hd == 32 || g.hd == 64 || g.hd == 128);
   const bool flash = force == 2 ? true : force == 1 ? false : flash_ok && b.max_new > 1;
   if (flash && !flash_ok)
-    raise_error("CUDA attention: the flash kernel needs bf16/f16 KV and head_dim 32/64/128");
+    raise_error(
+        "CUDA attention: the flash kernel needs bf16/f16/fp8 KV and head_dim 32/64/128, not " +
+        std::string(dtype_name(kt)) + " and " + str(g.hd));
   dispatch_float(ot, "attention output", [&]<typename O>() {
     dispatch_kv(kt, [&]<typename KT>() {
       if constexpr (std::is_same_v<KT, float>) {
