@@ -67,6 +67,8 @@ void run_plan(const PlanArgs& args) {
   // Parse the export target before planning so that a typo fails fast.
   std::optional<ExportTarget> target;
   if (!args.export_target.empty()) target = parse_export_target(args.export_target);
+  // The engine's own KV layout where the plan is for hwledger (fp8 carries group scales).
+  options.hwledger_kv = args.measure || target == ExportTarget::kHwledger;
 
   const MemoryPlan plan = plan_memory(loaded.model, options);
   const DeviceMemory device = resolve_device_memory(args.device_memory);

@@ -37,6 +37,10 @@ std::vector<Comparison> compare(const planner::MemoryPlan& plan, const nlohmann:
 
 Measurement measure(const std::string& model_dir, const planner::MemoryPlan& plan, int threads) {
   const auto& o = plan.options;
+  if (o.kv_dtype == planner::KvDtype::kFp8 && !o.hwledger_kv)
+    fail(
+        "plan --measure: the plan priced fp8 KV as vLLM's, not as the engine stores it (set "
+        "PlanOptions::hwledger_kv)");
   EngineOptions eo;
   eo.threads = threads;
   eo.load.show_progress = false;

@@ -205,9 +205,10 @@ ExportCommand export_hwledger(const MemoryPlan& plan, const ExportContext& conte
         "--export hwledger: hwledger runs bf16, f16 or f32 safetensors weights; plan with "
         "--weights bf16, f16 or f32 (not {})",
         to_string(o.weights));
-  if (o.kv_dtype != KvDtype::kF16 && o.kv_dtype != KvDtype::kBF16 && o.kv_dtype != KvDtype::kF32)
-    fail_input("--export hwledger: hwledger's --kv-dtype takes f16, bf16 or f32 (not {})",
-               to_string(o.kv_dtype));
+  // Every planner KV dtype is an engine --kv-dtype (q8_0/q4_0 blocks are ggml's sizes, as the
+  // planner prices them); fp8 must have been priced with the engine's scales.
+  if (o.kv_dtype == KvDtype::kFp8 && !o.hwledger_kv)
+    fail("--export hwledger: the plan priced fp8 KV as vLLM's (PlanOptions::hwledger_kv unset)");
   ExportCommand command;
   command.target = ExportTarget::kHwledger;
   // The engine's flags (src/cli/engine_options.cpp): the KV budget covers every user's cache.

@@ -106,6 +106,11 @@ BlockLayout block_layout(KvDtype dtype) {
   fail("unknown KV dtype {}", static_cast<int>(dtype));
 }
 
+BlockLayout block_layout(KvDtype dtype, bool hwledger_kv) {
+  if (hwledger_kv && dtype == KvDtype::kFp8) return {32, 34};  // e4m3 + an f16 scale per 32
+  return block_layout(dtype);
+}
+
 double bytes_per_weight(WeightFormat format) {
   BlockLayout layout = block_layout(format);
   return static_cast<double>(layout.block_bytes) / static_cast<double>(layout.block_elements);
@@ -147,8 +152,8 @@ WeightFormat unquantized_companion(WeightFormat format) {
   return format;
 }
 
-uint64_t kv_row_bytes(KvDtype dtype, int64_t elements, std::string_view what) {
-  BlockLayout layout = block_layout(dtype);
+uint64_t kv_row_bytes(KvDtype dtype, int64_t elements, std::string_view what, bool hwledger_kv) {
+  BlockLayout layout = block_layout(dtype, hwledger_kv);
   if (elements % layout.block_elements != 0)
     fail_input("KV dtype {} stores blocks of {} values, which do not divide {} = {}",
                to_string(dtype), layout.block_elements, what, elements);

@@ -23,6 +23,10 @@ KvDtype parse_kv_dtype(std::string_view text);
 
 BlockLayout block_layout(WeightFormat format);
 BlockLayout block_layout(KvDtype dtype);
+// KvDtype::kFp8 is priced as vLLM's fp8 cache, one byte per value (per-tensor scales). hwledger's
+// engine stores fp8 as e4m3 values with an f16 scale per 32 (ops/paged_kv.h): 34 bytes per 32,
+// q8_0's size. With hwledger_kv, block_layout and kv_row_bytes price that.
+BlockLayout block_layout(KvDtype dtype, bool hwledger_kv);
 
 // Bytes per weight including block scales: q8_0 34/32, q4_0 18/32, q4_k 144/256, ...
 double bytes_per_weight(WeightFormat format);
@@ -45,6 +49,7 @@ WeightFormat unquantized_companion(WeightFormat format);
 
 // Bytes of one KV row of `elements` values (one token's K, or V, or MLA latent, in one layer).
 // Block dtypes need `elements` to be a multiple of 32; otherwise InputError naming `what`.
-uint64_t kv_row_bytes(KvDtype dtype, int64_t elements, std::string_view what);
+uint64_t kv_row_bytes(KvDtype dtype, int64_t elements, std::string_view what,
+                      bool hwledger_kv = false);
 
 }  // namespace hwledger::planner

@@ -105,9 +105,9 @@ MemoryPlan plan_memory(const PlanModel& model, const PlanOptions& options) {
       case LayerKind::kSlidingAttention: {
         out.kv_bytes_per_token =
             add(kv_row_bytes(options.kv_dtype, layer.num_kv_heads * layer.head_dim,
-                             "num_key_value_heads x head_dim"),
+                             "num_key_value_heads x head_dim", options.hwledger_kv),
                 kv_row_bytes(options.kv_dtype, layer.num_kv_heads * layer.v_head_dim,
-                             "num_key_value_heads x head_dim"));
+                             "num_key_value_heads x head_dim", options.hwledger_kv));
         const bool windowed = layer.kind == LayerKind::kSlidingAttention &&
                               layer.sliding_window > 0 && options.cap_sliding_window;
         out.kv_tokens = windowed ? std::min(ctx, layer.sliding_window) : ctx;
@@ -116,7 +116,7 @@ MemoryPlan plan_memory(const PlanModel& model, const PlanOptions& options) {
       case LayerKind::kMla:
         out.kv_bytes_per_token =
             kv_row_bytes(options.kv_dtype, layer.kv_lora_rank + layer.qk_rope_head_dim,
-                         "kv_lora_rank + qk_rope_head_dim");
+                         "kv_lora_rank + qk_rope_head_dim", options.hwledger_kv);
         out.kv_tokens = ctx;
         break;
       case LayerKind::kMamba:
@@ -176,6 +176,13 @@ MemoryPlan plan_memory(const PlanModel& model, const PlanOptions& options) {
   if (model.max_position_embeddings > 0 && ctx > model.max_position_embeddings)
     plan.notes.push_back(fmt::format("--ctx {} is beyond the model's max_position_embeddings {}",
                                      ctx, model.max_position_embeddings));
+  if (options.kv_dtype == KvDtype::kFp8)
+    plan.notes.push_back(options.hwledger_kv
+                             ? "fp8 KV priced as hwledger stores it: e4m3 values with an f16 scale "
+                               "per 32 (34 bytes per 32 values)"
+                             : "fp8 KV priced as vLLM stores it: one byte per value (hwledger's "
+                               "engine adds an f16 scale per 32 values; --export hwledger and "
+                               "--measure price that)");
   if (has_recurrent && options.state_dtype != options.kv_dtype)
     plan.notes.push_back(fmt::format(
         "recurrent (Mamba) state is kept in {}; the KV dtype applies to attention layers only",

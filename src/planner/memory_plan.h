@@ -22,6 +22,10 @@ struct PlanOptions {
   int64_t users = 1;              // sequences served at once, each with its own cache
   WeightFormat weights = WeightFormat::kBF16;
   KvDtype kv_dtype = KvDtype::kF16;
+  // Price the KV cache as hwledger's engine stores it (fp8 with an f16 scale per 32 values, 34
+  // bytes per 32; `plan --measure` and `--export hwledger` set it). Otherwise fp8 is vLLM's
+  // cache, one byte per value. The other KV dtypes are the same bytes either way.
+  bool hwledger_kv = false;
   KvDtype state_dtype = KvDtype::kF32;  // recurrent (Mamba) state: kept in f32 for precision
   int64_t prefill_chunk = 512;          // tokens of one sequence per prefill step (capped at ctx)
   int64_t prefill_sequences = 0;        // sequences prefilled in one step; 0 = users

@@ -48,7 +48,12 @@ TEST(Formats, UnquantizedTensorsStayFloat) {
 TEST(Formats, KvRowBytes) {
   EXPECT_EQ(kv_row_bytes(KvDtype::kF16, 1024, "x"), 2048u);
   EXPECT_EQ(kv_row_bytes(KvDtype::kBF16, 1024, "x"), 2048u);
-  EXPECT_EQ(kv_row_bytes(KvDtype::kFp8, 1024, "x"), 1024u);
+  EXPECT_EQ(kv_row_bytes(KvDtype::kFp8, 1024, "x"), 1024u);  // vLLM's: per-tensor scales
+  // hwledger's engine: e4m3 values and an f16 scale per 32, q8_0's size.
+  EXPECT_EQ(kv_row_bytes(KvDtype::kFp8, 1024, "x", true), 32u * 34);
+  EXPECT_EQ(kv_row_bytes(KvDtype::kQ8_0, 1024, "x", true), 32u * 34);
+  EXPECT_EQ(kv_row_bytes(KvDtype::kF16, 1024, "x", true), 2048u);
+  EXPECT_THROW(kv_row_bytes(KvDtype::kFp8, 80, "x", true), InputError);
   EXPECT_EQ(kv_row_bytes(KvDtype::kQ8_0, 1024, "x"), 32u * 34);
   EXPECT_EQ(kv_row_bytes(KvDtype::kQ4_0, 1024, "x"), 32u * 18);
   EXPECT_EQ(kv_row_bytes(KvDtype::kF32, 3, "x"), 12u);

@@ -183,9 +183,25 @@ TEST(Export, HwledgerFlags) {
   EXPECT_TRUE(has_pair(argv, "--max-context", "4096"));
   // KV: 2 layers x 4096 tokens x 2 users x (2 (K,V) x 2 kv heads x 64 x 2 bytes) = 8 MiB.
   EXPECT_TRUE(has_pair(argv, "--max-kv-size", "8M"));
+  // The engine's quantized KV types: q8_0 at ggml's 34 bytes per 32 values, and fp8 priced as
+  // the engine stores it (e4m3 + an f16 scale per 32: the same 34 bytes): 2 layers x 4096 tokens x
+  // 256 values x 34/32 bytes = 2.125 MiB -> 3M.
+  EXPECT_TRUE(has_pair(
+      argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 4096, 1, KvDtype::kQ8_0)),
+      "--max-kv-size", "3M"));
+  PlanOptions fp8;
+  fp8.context_tokens = 4096;
+  fp8.kv_dtype = KvDtype::kFp8;
+  fp8.hwledger_kv = true;
+  const MemoryPlan fp8_plan = plan_memory(llama_with_layers(2), fp8);
+  EXPECT_EQ(fp8_plan.kv_bytes, plan_of(llama_with_layers(2), 4096, 1, KvDtype::kQ8_0).kv_bytes);
+  argv = argv_of(ExportTarget::kHwledger, fp8_plan);
+  EXPECT_TRUE(has_pair(argv, "--kv-dtype", "fp8"));
+  EXPECT_TRUE(has_pair(argv, "--max-kv-size", "3M"));
+  // A plan that priced fp8 as vLLM's (one byte per value) would under-size the engine's cache.
   EXPECT_THROW(
-      argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 1024, 1, KvDtype::kQ8_0)),
-      InputError);
+      argv_of(ExportTarget::kHwledger, plan_of(llama_with_layers(2), 4096, 1, KvDtype::kFp8)),
+      Error);
   EXPECT_THROW(argv_of(ExportTarget::kHwledger,
                        plan_of(llama_with_layers(2), 1024, 1, KvDtype::kF16, WeightFormat::kQ4_0)),
                InputError);
