@@ -217,8 +217,9 @@ void qkv_finish(const float* qkv, int64_t ld, const float* bias, const float* q_
                 float* q_out, const PagedBatch& b, Context& ctx);
 
 // Causal attention of every row's query (f32 [T, nh, hd]) over its sequence's cache (keys
-// stored first); out [T, nh*hd] of type ot. Picks the tensor-core flash kernel for 16-bit KV,
-// head_dim 64/128 and prefill rows, and the split-key kernel for decode rows and the rest.
+// stored first); out [T, nh*hd] of type ot. Picks the tensor-core flash kernel for 16-bit or
+// fp8 KV, head_dim 32/64/128 and prefill rows, and the split-key kernel for decode rows and the
+// rest.
 // force: 0 auto, 1 split-key kernel, 2 flash kernel (tests).
 void attention(const float* q, const PagedBatch& b, int64_t nh, float scale, int64_t window,
                void* out, DType ot, Context& ctx, int force = 0);
