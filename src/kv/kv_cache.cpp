@@ -201,35 +201,64 @@ struct KVCacheManager::Impl {
     }
   }
 
-  // Writes a block to the SSD tier in the background, holding a pool reference until done (a
-  // CPU pool), or from a host copy made now (a GPU pool: the writer cannot read device memory).
-  void write_through_locked(int32_t id, std::unique_lock<std::mutex>& lock) {
-    if (!ssd) return;
-    if (on_device()) {
-      if (ssd->contains(block_key[id])) return;
-      // Back-pressure: at most kMaxPendingWrite bytes of copies wait for the disk.
-      constexpr uint64_t kMaxPendingWrite = uint64_t{1} << 30;
-      while (pending_write_bytes + layout.block_bytes() > kMaxPendingWrite && pending_writes > 0)
+  // Write-through from a GPU pool: the writer cannot read device memory, so blocks are copied
+  // into page-locked host memory (write_store) first. The copies of one commit are enqueued
+  // together and waited for once, then handed to the writer; at most kMaxPendingWrite bytes
+  // of them wait for the disk (back-pressure on prefill when the disk is slower).
+  static constexpr uint64_t kMaxPendingWrite = uint64_t{2} << 30;
+  struct WriteBatch {
+    struct Item {
+      Digest256 key, parent;
+      std::vector<int32_t> tokens;
+      std::shared_ptr<uint8_t> data;
+    };
+    std::vector<Item> items;
+  };
+  std::shared_ptr<HostBlockStore> write_store;  // GPU pool with an SSD tier
+
+  void stage_write_locked(int32_t id, WriteBatch& batch, std::unique_lock<std::mutex>& lock) {
+    if (ssd->contains(block_key[id])) return;
+    const uint64_t bb = layout.block_bytes();
+    while (pending_write_bytes + bb > kMaxPendingWrite) {
+      if (!batch.items.empty())
+        submit_writes_locked(batch);
+      else if (pending_writes > 0)
         writes_cv.wait(lock);
-      auto copy = std::make_shared<Buffer>(layout.block_bytes());
-      pool_to_host(static_cast<uint8_t*>(copy->data()), id);
-      const uint64_t bytes = layout.block_bytes();
+      else
+        break;
+    }
+    if (!write_store) write_store = HostBlockStore::create(bb, true);
+    std::shared_ptr<uint8_t> buf = write_store->allocate();
+    copies->d2h(buf.get(), pool.data(id), bb);
+    pending_write_bytes += bb;
+    batch.items.push_back({block_key[id], block_parent[id], tokens_of(id), std::move(buf)});
+  }
+
+  void submit_writes_locked(WriteBatch& batch) {
+    if (batch.items.empty()) return;
+    copies->synchronize();
+    const uint64_t bb = layout.block_bytes();
+    for (auto& it : batch.items) {
       ++pending_writes;
-      pending_write_bytes += bytes;
-      bool queued =
-          ssd->write_async(block_key[id], block_parent[id], tokens_of(id),
-                           static_cast<const uint8_t*>(copy->data()), [this, copy, bytes] {
-                             std::lock_guard<std::mutex> l(mu);
-                             --pending_writes;
-                             pending_write_bytes -= bytes;
-                             writes_cv.notify_all();
-                           });
+      std::shared_ptr<uint8_t> keep = it.data;
+      bool queued = ssd->write_async(it.key, it.parent, it.tokens, keep.get(), [this, keep, bb] {
+        std::lock_guard<std::mutex> l(mu);
+        --pending_writes;
+        pending_write_bytes -= bb;
+        writes_cv.notify_all();
+      });
       if (!queued) {
         --pending_writes;
-        pending_write_bytes -= bytes;
+        pending_write_bytes -= bb;
       }
-      return;
     }
+    batch.items.clear();
+  }
+
+  // Writes a block of a CPU pool to the SSD tier in the background, holding a pool reference
+  // until done.
+  void write_through_locked(int32_t id) {
+    if (!ssd) return;
     pool.retain(id);
     ++pending_writes;
     bool queued =
@@ -497,6 +526,7 @@ void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens,
     new_keys.push_back(k);
     parent = k;
   }
+  Impl::WriteBatch writes;  // GPU pool: host copies for the SSD writer, handed over together
   std::unique_lock<std::mutex> lock(I.mu);
   for (size_t n = 0; n < new_keys.size(); ++n) {
     const int64_t i = static_cast<int64_t>(seq.keys.size());
@@ -507,10 +537,14 @@ void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens,
       I.index_locked(id, new_keys[n], parents[n], tokens.data() + i * bt);
       // Write-through on first sight: the SSD tier gets every new full block in the
       // background, so a restart finds the whole prefix (docs/cache-format.md).
-      I.write_through_locked(id, lock);
+      if (I.ssd && I.on_device())
+        I.stage_write_locked(id, writes, lock);
+      else
+        I.write_through_locked(id);
     }
     seq.keys.push_back(new_keys[n]);
   }
+  I.submit_writes_locked(writes);
 }
 
 void KVCacheManager::release(KVSequence& seq) {
