@@ -27,14 +27,43 @@ CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
            "CudaRunner: the KV pool is not on CUDA device {}", device);
   ctx_ = std::make_unique<cuda::Context>(device);
   const DType wt = model.layers.empty() ? model.lm_head.dtype : model.layers[0].wq.dtype;
-  act_ = wt == DType::F32 ? DType::F32 : wt == DType::F16 ? DType::F16 : DType::BF16;
+  // 16-bit checkpoints run f16 weights and activations by default: bf16 weights convert to f16
+  // exactly for |w| in [2^-14, 65504], f16 tensor cores run at the bf16 rate, and f16's 11
+  // significant bits (bf16: 8) cut the rounding of the activations entering the products by 8x.
+  // f16's range is guarded: the RMSNorm outputs (q|k|v, gate|up, LM head inputs) are at most
+  // sqrt(H) max|norm weight| (checked below), the attention output at most max|V| (f16 in the
+  // flash kernel already), and the down projection's input silu(gate) up, which reaches
+  // thousands in real models, is scaled per row by a power of two (swiglu_scaled, guard_).
+  act_ = wt == DType::F32 ? DType::F32 : DType::F16;
   // HWLEDGER_CUDA_ACT=f32: weights upcast to f32 and f32 products (TF32 off) - the fp32
   // arithmetic of the references, for checking the kernels end to end at fp32 tolerance.
-  // HWLEDGER_CUDA_ACT=f16: f16 weights (converted from bf16) and activations, for measurements.
+  // HWLEDGER_CUDA_ACT=bf16: the weights' own 16-bit type (bf16 for bf16 checkpoints), the
+  // arithmetic before f16 became the default. HWLEDGER_CUDA_GUARD=0: f16 without the down
+  // projection's scaling (for measuring the guard's cost; can overflow on real models).
   if (const char* a = std::getenv("HWLEDGER_CUDA_ACT"); a && std::string(a) == "f32")
     act_ = DType::F32;
+  else if (a && std::string(a) == "bf16")
+    act_ = wt == DType::F32 ? DType::F32 : wt;
   else if (a && std::string(a) == "f16")
     act_ = DType::F16;
+  if (const char* g = std::getenv("HWLEDGER_CUDA_GUARD")) guard_ = std::string(g) != "0";
+  if (act_ == DType::F16 && wt != DType::F16) {
+    // A norm weight whose bound sqrt(D) max|w| passes f16's range: the weights' type instead.
+    const double lim = 65504.0;
+    auto bound = [&](const Tensor& t) {
+      return std::sqrt(static_cast<double>(t.numel())) * max_abs(t);
+    };
+    double worst = model.final_norm.empty() ? 0.0 : bound(model.final_norm);
+    for (const LayerWeights& w : model.layers)
+      worst = std::max({worst, bound(w.attn_norm), bound(w.mlp_norm)});
+    if (worst > lim) {
+      std::fprintf(stderr,
+                   "hwledger: CUDA: an RMSNorm output can reach %.3g, past f16's range: %s "
+                   "activations\n",
+                   worst, std::string(dtype_name(wt)).c_str());
+      act_ = wt;
+    }
+  }
   if (const char* p = std::getenv("HWLEDGER_CUDA_PREC")) {
     const std::string v = std::string(",") + p + ",";
     auto has = [&](const char* k) { return v.find(std::string(",") + k + ",") != std::string::npos; };
@@ -46,6 +75,18 @@ CudaRunner::CudaRunner(const Model& model, KVCacheManager& kv, int device)
     graphs_ = false;  // events between stages: plain launches
   }
   upload_weights();
+  if (!fits_) {  // a weight past f16's range (none in the checkpoints seen): the weights' type
+    std::fprintf(stderr, "hwledger: CUDA: a weight is past f16's range: %s activations\n",
+                 std::string(dtype_name(wt)).c_str());
+    layers_.clear();
+    embed_.reset();
+    final_norm_.reset();
+    lm_head_own_.reset();
+    weight_bytes_ = 0;
+    act_ = wt;
+    fits_ = true;
+    upload_weights();
+  }
 }
 
 CudaRunner::~CudaRunner() {
@@ -55,6 +96,22 @@ CudaRunner::~CudaRunner() {
   clear_graphs();
   cuda::host_free_pinned(staging_h_);
   cuda::host_free_pinned(out_h_);
+}
+
+double CudaRunner::max_abs(const Tensor& t) {
+  double m = 0.0;
+  const int64_t n = t.empty() ? 0 : t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    float v = 0.0f;
+    if (t.dtype == DType::F32)
+      v = static_cast<const float*>(t.data)[i];
+    else if (t.dtype == DType::BF16)
+      v = bf16_to_f32(static_cast<const uint16_t*>(t.data)[i]);
+    else if (t.dtype == DType::F16)
+      v = f16_to_f32(static_cast<const uint16_t*>(t.data)[i]);
+    m = std::max(m, static_cast<double>(std::fabs(v)));
+  }
+  return m;
 }
 
 void CudaRunner::clear_graphs() {
@@ -70,7 +127,7 @@ void CudaRunner::put(void* dst, const Tensor& t, DType as) {
   } else {  // f32/f16/bf16 to `as` on the device (convert throws for other dtypes)
     src = cuda::make_device(ctx_->device(), t.nbytes());
     cuda::copy_h2d(src.get(), t.data, t.nbytes(), *ctx_);
-    cuda::convert(src.get(), t.dtype, dst, as, t.numel(), *ctx_);
+    fits_ &= cuda::convert_fits(src.get(), t.dtype, dst, as, t.numel(), *ctx_);
   }
   ctx_->synchronize();  // pageable sources: keep the copy bounded in time and memory
 }
@@ -143,10 +200,14 @@ void CudaRunner::upload_weights() {
     d.bgu = upload_bias({{&w.b_gate, F}, {&w.b_up, F}});
     d.bdown = upload_bias({{&w.b_down, H}});
   }
-  // The embedding stays in its stored dtype (the lookup converts); the LM head is a matmul.
-  embed_ = upload(model_.embed, model_.embed.dtype);
+  // The embedding stays in its stored dtype (the lookup converts); the LM head is a matmul. A
+  // tied 16-bit embedding is stored once, in the activation type.
+  const bool tied = model_.lm_head.data == model_.embed.data;
+  embed_dtype_ = tied && model_.embed.dtype != DType::F32 && act_ != DType::F32 ? act_
+                                                                               : model_.embed.dtype;
+  embed_ = upload(model_.embed, embed_dtype_);
   final_norm_ = upload(model_.final_norm, DType::F32);
-  if (model_.lm_head.data == model_.embed.data && model_.embed.dtype == act_) {
+  if (tied && embed_dtype_ == act_) {
     lm_head_ = embed_.get();
   } else {
     lm_head_own_ = upload(model_.lm_head, act_);
@@ -171,7 +232,8 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
     qkv_ = cuda::make_device(dev, T * (Q + 2 * KV) * 4);
     q_ = cuda::make_device(dev, T * Q * 4);
     attn_ = cuda::make_device(dev, T * Q * 4);
-    gu_ = cuda::make_device(dev, T * 2 * F * 4);
+    gu_ = cuda::make_device(dev, T * std::max(2 * F, H) * 4);  // also the guarded down product
+    rscale_ = cuda::make_device(dev, T * 4);
     act_f_ = cuda::make_device(dev, T * F * 4);
     seln_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * H * 4);
     logits_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * V * 4);
@@ -191,7 +253,8 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
     cap_T_ = T;
     cap_rows_ = rows;
     workspace_bytes_ =
-        static_cast<uint64_t>(T * H * 8 + T * (Q + 2 * KV) * 4 + T * Q * 8 + T * 2 * F * 4 +
+        static_cast<uint64_t>(T * H * 8 + T * (Q + 2 * KV) * 4 + T * Q * 8 +
+                              T * std::max(2 * F, H) * 4 + T * 4 +
                               T * F * 4 + rows * H * 4 + rows * V * 4 + rows * 4) +
         cap_hilo_ + cap_pair_;
   }
@@ -336,7 +399,7 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
   const float* cos = reinterpret_cast<const float*>(sd + st.off_cos);
   const float* sin = reinterpret_cast<const float*>(sd + st.off_sin);
 
-  cuda::embedding(embed_.get(), model_.embed.dtype,
+  cuda::embedding(embed_.get(), embed_dtype_,
                   reinterpret_cast<const int32_t*>(sd + st.off_ids), f32(x_), T, H, V, cx);
   mark("d.embed", "p.embed");
   // Decode-size steps (GEMVs): f32 activations into every product, RMSNorm fused into the
@@ -345,6 +408,17 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
   const bool fuse = prec_.decode && act_ != DType::F32 && T <= 4;
   const bool wide = fuse || (prec_.proj && act_ != DType::F32);
   const DType at = wide ? DType::F32 : act_;  // the activations h_, attn_, act_f_
+  // f16 activations into the down projection: act_f_ row t holds silu(gate) up / s_t (s_t a
+  // power of two, rscale_), the product goes to gu_ (f32), and x_ += s_t · gu_ (+ bias) is
+  // fused into the next RMSNorm (or done alone after the last layer and before a hook).
+  const bool guard = guard_ && at == DType::F16;
+  const float* pend = nullptr;  // gu_ while a down product awaits its scaled residual add
+  const float* pend_bias = nullptr;
+  auto settle = [&](const float* norm_w, void* out, DType ot) {
+    cuda::add_scaled_rms_norm(f32(x_), pend, f32(rscale_), pend_bias, norm_w, eps, out, ot, T, H,
+                              cx);
+    pend = pend_bias = nullptr;
+  };
   // The products below: y (+)= a · wᵀ with a in `at`.
   auto mul = [&](const void* a, const void* w, float* y, int64_t N, int64_t K, int64_t ldy,
                  bool accumulate) {
@@ -357,9 +431,13 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
     const Layer& w = layers_[l];
     cuda::set_geometry(pb, pool_.layout(), l);
     // Attention block: x += o_proj(attention(rope(norm(q)), rope(norm(k)), v)).
+    if (pend && fuse) settle(nullptr, nullptr, at);  // (fuse implies no guard: never taken)
     if (!(fuse && cuda::gemv_f32(f32(x_), f32(w.attn_norm), eps, w.wqkv.get(), act_, f32(qkv_), T,
                                  NQKV, H, NQKV, false, cx))) {
-      cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), at, T, H, cx);
+      if (pend)
+        settle(f32(w.attn_norm), h_.get(), at);
+      else
+        cuda::rms_norm(f32(x_), f32(w.attn_norm), eps, h_.get(), at, T, H, cx);
       mark("d.norm", "p.norm");
       mul(h_.get(), w.wqkv.get(), f32(qkv_), NQKV, H, NQKV, false);
     }
@@ -381,19 +459,31 @@ void CudaRunner::enqueue(const Step& st, const LayerHook& hook, bool greedy) {
     } else {
       cuda::rms_norm(f32(x_), f32(w.mlp_norm), eps, h_.get(), at, T, H, cx);
       mark("d.norm", "p.norm");
-      if (!w.bgu && !wide && cuda::gemv_swiglu(h_.get(), w.wgu.get(), act_, act_f_.get(), T, F, H, cx)) {
+      if (!w.bgu && !wide && !guard &&
+          cuda::gemv_swiglu(h_.get(), w.wgu.get(), act_, act_f_.get(), T, F, H, cx)) {
         mark("d.gu_swiglu", "p.gu_swiglu");
       } else {
         mul(h_.get(), w.wgu.get(), f32(gu_), 2 * F, H, 2 * F, false);
         if (w.bgu) cuda::add_bias(f32(gu_), f32(w.bgu), T, 2 * F, 2 * F, cx);
         mark("d.gu_gemm", "p.gu_gemm");
-        cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), at, T, F, cx);
+        if (guard)
+          cuda::swiglu_scaled(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), at, f32(rscale_), T, F,
+                              cx);
+        else
+          cuda::swiglu(f32(gu_), f32(gu_) + F, 2 * F, act_f_.get(), at, T, F, cx);
         mark("d.swiglu", "p.swiglu");
       }
     }
-    mul(act_f_.get(), w.wdown.get(), f32(x_), H, F, H, true);
-    if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
+    if (guard) {
+      cuda::gemm(act_f_.get(), w.wdown.get(), act_, f32(gu_), DType::F32, T, H, F, H, false, cx);
+      pend = f32(gu_);
+      pend_bias = f32(w.bdown);
+    } else {
+      mul(act_f_.get(), w.wdown.get(), f32(x_), H, F, H, true);
+      if (w.bdown) cuda::add_bias(f32(x_), f32(w.bdown), T, H, H, cx);
+    }
     mark("d.down_gemm", "p.down_gemm");
+    if (pend && (l + 1 == c.num_layers || hook)) settle(nullptr, nullptr, at);
     if (hook && l + 1 < c.num_layers) {
       hidden_.resize(static_cast<size_t>(T * H));
       cuda::copy_d2h(hidden_.data(), x_.get(), hidden_.size() * 4, cx);

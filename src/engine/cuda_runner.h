@@ -1,6 +1,7 @@
 // The forward pass on a CUDA device (ModelRunner delegates here for --device cuda). Weights are
-// uploaded once in their matrix dtype (bf16/f16; f32 models stay f32), q/k/v and gate/up fused
-// into one matrix each; the residual stream is f32, matmul inputs are in the weights' dtype,
+// uploaded once as f16 (from bf16 or f16; f32 models stay f32; HWLEDGER_CUDA_ACT picks), q/k/v
+// and gate/up fused into one matrix each; the residual stream is f32, matmul inputs are f16
+// (the down projection's scaled per row by a power of two against overflow) or f32,
 // and the KV blocks are the device-memory BlockPool's, in the same paged layout as on the CPU.
 // Each step's host inputs (ids, RoPE tables, block tables) go up in one copy from pinned memory,
 // so a decode step is a fixed sequence of launches that is captured once as a CUDA graph.
@@ -81,10 +82,14 @@ class CudaRunner {
   BlockPool& pool_;
   std::unique_ptr<cuda::Context> ctx_;
   RopeTable rope_;
-  DType act_ = DType::BF16;
+  DType act_ = DType::F16;
+  bool guard_ = true;  // the down projection's per-row power-of-two scaling (f16 activations)
+  bool fits_ = true;   // every weight converted within the activation type's range
+  static double max_abs(const Tensor& t);
   Precision prec_;
   std::vector<Layer> layers_;
   cuda::DevicePtr embed_, final_norm_, lm_head_own_;
+  DType embed_dtype_ = DType::BF16;  // the stored embedding's type on the device
   const void* lm_head_ = nullptr;
   uint64_t weight_bytes_ = 0, workspace_bytes_ = 0;
 
@@ -92,6 +97,7 @@ class CudaRunner {
   int64_t cap_T_ = 0, cap_rows_ = 0;
   size_t cap_staging_ = 0;
   cuda::DevicePtr x_, h_, qkv_, q_, attn_, gu_, act_f_, seln_, logits_d_, ids_d_, staging_d_;
+  cuda::DevicePtr rscale_;       // f32 [T]: the guarded down input's per-row scales
   cuda::DevicePtr hilo_, pair_;  // product(): the hi/lo rows and the two f32 results
   size_t cap_hilo_ = 0, cap_pair_ = 0;
   void* staging_h_ = nullptr;  // pinned

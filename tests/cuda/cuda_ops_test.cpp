@@ -279,6 +279,124 @@ TEST_F(CudaOps, RmsNormRopeSwigluEmbeddingMatchCpu) {
   }
 }
 
+// The f16 down-projection input with its overflow guard: SwiGLU outputs past f16's range (rows
+// scaled up to ~1e6, as "massive activations" are), per-row power-of-two scales, the f16 product
+// and the scaled residual add + RMSNorm, against the CPU's f32 SwiGLU, product and norm.
+TEST_F(CudaOps, SwigluScaledGuardsF16OverflowAndMatchesCpu) {
+  struct Shape {
+    int64_t T, F, H;
+  };
+  for (Shape sh : {Shape{7, 200, 96}, Shape{5, 14336, 64}, Shape{3, 40000, 32}}) {
+    const int64_t T = sh.T, F = sh.F, H = sh.H;
+    auto g = randn(T * F), u = randn(T * F);
+    // Row t scaled so that max |silu(g) u| reaches about 10^(t-1): rows 0..4 stay under 2^14,
+    // the later ones pass 65504 (row 6: about 1e6); row 1 has one huge element only.
+    std::vector<float> row_mul(T);
+    for (int64_t t = 0; t < T; ++t) {
+      row_mul[t] = static_cast<float>(std::pow(10.0, static_cast<double>(t) - 1.0) / 4.0);
+      for (int64_t i = 0; i < F; ++i) u[t * F + i] *= row_mul[t];
+    }
+    g[1 * F + F / 2] = 30.0f;
+    u[1 * F + F / 2] = 2500.0f;  // 75000: past 65504 in a row of small values
+    std::vector<float> sref(T * F);
+    Tensor gc(g.data(), DType::F32, {T, F}), uc(u.data(), DType::F32, {T, F}),
+        oc(sref.data(), DType::F32, {T, F});
+    ops::swiglu(gc, uc, oc, cpu);
+    const float amax_all = std::fabs(*std::max_element(
+        sref.begin(), sref.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); }));
+    ASSERT_GT(amax_all, 65504.0f) << "the test must pass f16's range";
+
+    // gate | up interleaved as the runner's gu_ rows: [T, 2F].
+    std::vector<float> gu(T * 2 * F);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < F; ++i) {
+        gu[t * 2 * F + i] = g[t * F + i];
+        gu[t * 2 * F + F + i] = u[t * F + i];
+      }
+    float* gud = up(gu);
+    void* o16 = poisoned(T * F * 2);
+    float* scale = static_cast<float*>(poisoned(T * 4));
+    cuda::swiglu_scaled(gud, gud + F, 2 * F, o16, DType::F16, scale, T, F, *cx);
+    std::vector<uint16_t> oh = down<uint16_t>(o16, T * F);
+    std::vector<float> sc = down<float>(scale, T);
+    std::vector<float> back(T * F);
+    for (int64_t t = 0; t < T; ++t) {
+      float rmax = 0;
+      for (int64_t i = 0; i < F; ++i) rmax = std::max(rmax, std::fabs(sref[t * F + i]));
+      int e = 0;
+      const float m = std::frexp(sc[t], &e);
+      EXPECT_EQ(m, 0.5f) << "scale " << sc[t] << " of row " << t << " is not a power of two";
+      EXPECT_GE(sc[t], 1.0f);
+      if (rmax <= 16384.0f * 0.999f) {
+        EXPECT_EQ(sc[t], 1.0f) << "row " << t << " max " << rmax;
+      }
+      EXPECT_LE(rmax / sc[t], 16384.0f * 1.001f) << "row " << t;
+      EXPECT_GT(rmax / sc[t], 16384.0f * 0.499f * (sc[t] > 1.0f)) << "row " << t << ": least k";
+      for (int64_t i = 0; i < F; ++i) {
+        const float v = f16_to_f32(oh[t * F + i]);
+        ASSERT_TRUE(std::isfinite(v)) << "row " << t << " element " << i;
+        back[t * F + i] = v * sc[t];
+      }
+    }
+    EXPECT_LT(rel_l2(back, sref), 1e-3);  // f16 rounding: about 3e-4
+    for (int64_t t = 0; t < T; ++t) {  // and per row (a scaled row keeps its relative precision)
+      std::vector<float> a(back.begin() + t * F, back.begin() + (t + 1) * F),
+          b(sref.begin() + t * F, sref.begin() + (t + 1) * F);
+      EXPECT_LT(rel_l2(a, b), 1e-3) << "row " << t;
+    }
+
+    // The down product in f16 (weights converted on the device) and x += s · y, then RMSNorm.
+    auto w = randn(H * F, 0.02f), x = randn(T * H), bias = randn(H), nw = randn(H);
+    float* wf = up(w);
+    void* w16 = poisoned(H * F * 2);
+    cuda::convert(wf, DType::F32, w16, DType::F16, H * F, *cx);
+    std::vector<uint16_t> w16h = down<uint16_t>(w16, H * F);
+    float* y = static_cast<float*>(poisoned(T * H * 4));
+    cuda::gemm(o16, w16, DType::F16, y, DType::F32, T, H, F, H, false, *cx);
+    float* xd = up(x);
+    void* hn = poisoned(T * H * 2);
+    cuda::add_scaled_rms_norm(xd, y, scale, up(bias), up(nw), 1e-6f, hn, DType::F16, T, H, *cx);
+    std::vector<float> xr(T * H), nr(T * H);
+    for (int64_t t = 0; t < T; ++t) {
+      double ss = 0;
+      for (int64_t n = 0; n < H; ++n) {
+        double acc = 0;
+        for (int64_t i = 0; i < F; ++i)
+          acc += static_cast<double>(sref[t * F + i]) * f16_to_f32(w16h[n * F + i]);
+        xr[t * H + n] = static_cast<float>(x[t * H + n] + acc + bias[n]);
+        ss += static_cast<double>(xr[t * H + n]) * xr[t * H + n];
+      }
+      const double r = 1.0 / std::sqrt(ss / H + 1e-6);
+      for (int64_t n = 0; n < H; ++n) nr[t * H + n] = static_cast<float>(xr[t * H + n] * r * nw[n]);
+    }
+    std::vector<float> xg = down<float>(xd, T * H);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<float> a(xg.begin() + t * H, xg.begin() + (t + 1) * H),
+          b(xr.begin() + t * H, xr.begin() + (t + 1) * H);
+      EXPECT_LT(rel_l2(a, b), 2e-3) << "residual row " << t << " F " << F;
+    }
+    std::vector<uint16_t> hh = down<uint16_t>(hn, T * H);
+    std::vector<float> hg(T * H);
+    for (int64_t i = 0; i < T * H; ++i) hg[i] = f16_to_f32(hh[i]);
+    EXPECT_LT(rel_l2(hg, nr), 2e-3) << "norm F " << F;
+    // Without the guard the same input is not representable: the plain f16 SwiGLU overflows.
+    void* o16u = poisoned(T * F * 2);
+    cuda::swiglu(gud, gud + F, 2 * F, o16u, DType::F16, T, F, *cx);
+    std::vector<uint16_t> ou = down<uint16_t>(o16u, T * F);
+    EXPECT_TRUE(std::any_of(ou.begin(), ou.end(), [](uint16_t b) { return (b & 0x7c00) == 0x7c00; }));
+  }
+}
+
+// The weights' conversion reports values past the target type's range (the runner then keeps
+// the checkpoint's type).
+TEST_F(CudaOps, ConvertFitsReportsOverflow) {
+  std::vector<float> a = {1.0f, -3.0f, 65504.0f, 1e-9f}, b = {1.0f, 7e4f, 2.0f, -1e6f};
+  void* d = poisoned(8);
+  EXPECT_TRUE(cuda::convert_fits(up(a), DType::F32, d, DType::F16, 4, *cx));
+  EXPECT_FALSE(cuda::convert_fits(up(b), DType::F32, d, DType::F16, 4, *cx));
+  EXPECT_TRUE(cuda::convert_fits(up(b), DType::F32, d, DType::BF16, 4, *cx));
+}
+
 TEST_F(CudaOps, ArgmaxRows) {
   const int64_t rows = 9, V = 70001;
   auto l = randn(rows * V);

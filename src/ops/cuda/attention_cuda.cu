@@ -1,6 +1,7 @@
 // Paged KV cache kernels: storing k/v (alone or fused with bias, q/k-norm and RoPE), the
 // split-key attention kernel (decode, and any head_dim/KV type), and a flash-style prefill
-// kernel on the tensor cores (mma.sync m16n8k16, bf16/f16/fp8 KV, head_dim 32/64/128).
+// kernel on the tensor cores (mma.sync m16n8k16 on f16: bf16 KV converted in registers; f16/fp8 KV,
+// head_dim 32/64/128).
 // The cache layout is ops/paged_kv.h's: per block, layer, KV head: K [hd][bt], V [bt][hd]; fp8
 // (e4m3) keeps one byte per value there, followed by f16 scales per 32 dims: K [hd/32][bt],
 // V [bt][hd/32].
@@ -61,8 +62,10 @@ struct Fp8 {
 };
 template <typename KT>
 inline constexpr bool kIsFp8 = std::is_same_v<KT, Fp8>;
-// The flash kernel's MMA operand type: fp8 tiles are dequantized to f16 as they are loaded (f16's
-// 11 significant bits hold e4m3 x scale to 2^-11; K and V never reach 65504).
+// The flash kernel's shared-memory tile type: fp8 tiles are dequantized to f16 as they are loaded
+// (f16's 11 significant bits hold e4m3 x scale to 2^-11; K and V never reach 65504); 16-bit
+// tiles are the cache's. The MMAs run on f16 for every KV type (bf16 fragments are converted
+// in registers): Q and P rounded to 11 bits instead of 8.
 template <typename KT>
 using MmaT = std::conditional_t<kIsFp8<KT>, __half, KT>;
 
@@ -115,7 +118,7 @@ __device__ __forceinline__ void store_fp8(float x, int64_t d, int64_t off, uint8
                                           const Geo& g) {
   float amax = fabsf(x);
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  amax = warp_max(amax);
   float sd = amax / kE4M3Max;
   sd = sd > 6.103515625e-05f ? sd : 6.103515625e-05f;
   const __half dh = __float2half_rn(sd < 65504.0f ? sd : 65504.0f);
@@ -172,7 +175,7 @@ __global__ void qkv_finish_kernel(const float* __restrict__ qkv, int64_t ld,
   if (nw) {
     float ss = 0;
     for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) ss += buf[d] * buf[d];
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    ss = warp_sum(ss);
     if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
     __syncthreads();
     float tot = 0;
@@ -297,8 +300,7 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
   float m[G], l[G];
 #pragma unroll
   for (int j = 0; j < G; ++j) {
-    float v = acc[j];
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const float v = warp_max(acc[j]);
     if (lane == 0) red[warp][j] = v;
   }
   __syncthreads();
@@ -312,8 +314,7 @@ __global__ __launch_bounds__(kSplit) void split_attn_kernel(const float* __restr
   for (int j = 0; j < G; ++j) {
     const float p = key < k_end ? __expf(acc[j] - m[j]) : 0.0f;
     sc[j][tid] = p;
-    float v = p;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const float v = warp_sum(p);
     if (lane == 0) red[warp][j] = v;
   }
   __syncthreads();
@@ -497,11 +498,9 @@ __global__ __launch_bounds__(128) void split_attn_vec_kernel(
   const int warp = tid / 32, lane = tid % 32;
   for (int j = warp; j < G; j += 4) {
     const float a = sc[j][lane], b = sc[j][lane + 32];
-    float m = fmaxf(a, b);
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    const float m = warp_max(fmaxf(a, b));
     const float pa = __expf(a - m), pb = __expf(b - m);
-    float l = pa + pb;
-    for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+    const float l = warp_sum(pa + pb);
     sc[j][lane] = pa;
     sc[j][lane + 32] = pb;
     if (lane == 0) {
@@ -650,12 +649,18 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <typename KT>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  KT v[2] = {from_f32<KT>(lo), from_f32<KT>(hi)};
-  uint32_t r;
-  memcpy(&r, v, 4);
-  return r;
+// Two bf16 (one ldmatrix register) as two f16, in place for the f16 MMA; f16 tiles as they are.
+// Exact for |x| in [2^-14, 65504] (K and V: the f16 KV cache's range).
+template <typename MT>
+__device__ __forceinline__ void frag_to_f16(uint32_t (&r)[4]) {
+  if constexpr (std::is_same_v<MT, __nv_bfloat16>) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const __half2 h =
+          __floats2half2_rn(__uint_as_float(r[i] << 16), __uint_as_float(r[i] & 0xffff0000u));
+      memcpy(&r[i], &h, 4);
+    }
+  }
 }
 
 constexpr int kBM = 128, kBN = 64;            // query rows and keys per tile
@@ -740,10 +745,10 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
                                                                       float scale_log2,
                                                                       int64_t window,
                                                                       O* __restrict__ out) {
-  using MT = MmaT<KT>;  // the tiles' type: KT, or f16 for fp8
+  using MT = MmaT<KT>;  // the K/V tiles' type: KT, or f16 for fp8; Q, P and the MMAs: f16
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  MT* Qs = reinterpret_cast<MT*>(smem_raw);  // [kBM][HD + 8]
-  MT* Ks = Qs + kBM * (HD + 8);              // [2][HD][kBN + 8]  (K transposed, as cached)
+  __half* Qs = reinterpret_cast<__half*>(smem_raw);    // [kBM][HD + 8]
+  MT* Ks = reinterpret_cast<MT*>(Qs + kBM * (HD + 8));  // [2][HD][kBN + 8]  (K transposed, as cached)
   MT* Vs = Ks + 2 * HD * (kBN + 8);          // [2][kBN][HD + 8]
   constexpr int QS = HD + 8, KS = kBN + 8, VS = HD + 8;
 
@@ -763,7 +768,7 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
     const float v = r0 + r < n_new
                         ? q[(static_cast<int64_t>(qs0 + r0 + r) * nh + h) * HD + d] * scale_log2
                         : 0.0f;
-    Qs[r * QS + d] = from_f32<MT>(v);
+    Qs[r * QS + d] = from_f32<__half>(v);
   }
 
   auto load_tile = [&](int64_t t, int st) {
@@ -831,8 +836,9 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
         uint32_t b[4];
         ldsm_x4_t(b,
                   Kt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * KS + (np * 2 + lane / 16) * 8);
-        mma16816<MT>(sacc[2 * np], qa[kc], b[0], b[1]);
-        mma16816<MT>(sacc[2 * np + 1], qa[kc], b[2], b[3]);
+        frag_to_f16<MT>(b);
+        mma16816<__half>(sacc[2 * np], qa[kc], b[0], b[1]);
+        mma16816<__half>(sacc[2 * np + 1], qa[kc], b[2], b[3]);
       }
     // Mask (causal, window, padding rows) and the online softmax, per row half.
     const int64_t k0 = t * kBN;
@@ -861,12 +867,14 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
     uint32_t pa[kBN / 16][4];
 #pragma unroll
     for (int nt = 0; nt < kBN / 8; ++nt) {
-      const float p0v = exp2f(sacc[nt][0] - mu[0]), p1v = exp2f(sacc[nt][1] - mu[0]);
-      const float p2v = exp2f(sacc[nt][2] - mu[1]), p3v = exp2f(sacc[nt][3] - mu[1]);
-      l_run[0] += p0v + p1v;
-      l_run[1] += p2v + p3v;
-      pa[nt / 2][(nt % 2) * 2] = pack2<MT>(p0v, p1v);
-      pa[nt / 2][(nt % 2) * 2 + 1] = pack2<MT>(p2v, p3v);
+      // P rounded to f16 for the MMA; the normaliser sums the same rounded values.
+      const __half2 p01 = __floats2half2_rn(exp2f(sacc[nt][0] - mu[0]), exp2f(sacc[nt][1] - mu[0]));
+      const __half2 p23 = __floats2half2_rn(exp2f(sacc[nt][2] - mu[1]), exp2f(sacc[nt][3] - mu[1]));
+      const float2 r01 = __half22float2(p01), r23 = __half22float2(p23);
+      l_run[0] += r01.x + r01.y;
+      l_run[1] += r23.x + r23.y;
+      memcpy(&pa[nt / 2][(nt % 2) * 2], &p01, 4);
+      memcpy(&pa[nt / 2][(nt % 2) * 2 + 1], &p23, 4);
     }
 #pragma unroll
     for (int i = 0; i < HD / 8; ++i) {
@@ -882,8 +890,9 @@ __global__ __launch_bounds__(kFlashThreads) void flash_prefill_kernel(const floa
         uint32_t b[4];
         ldsm_x4_t(b,
                   Vt + (kc * 16 + ((lane / 8) % 2) * 8 + lane % 8) * VS + (dp * 2 + lane / 16) * 8);
-        mma16816<MT>(o[2 * dp], pa[kc], b[0], b[1]);
-        mma16816<MT>(o[2 * dp + 1], pa[kc], b[2], b[3]);
+        frag_to_f16<MT>(b);
+        mma16816<__half>(o[2 * dp], pa[kc], b[0], b[1]);
+        mma16816<__half>(o[2 * dp + 1], pa[kc], b[2], b[3]);
       }
     __syncthreads();  // the next iteration loads into this stage
   }

@@ -178,10 +178,23 @@ void rope(float* x, int64_t T, int64_t n_heads, int64_t hd, int64_t ldx, const f
 // out[T, F] (type ot) = silu(gate) * up, gate/up f32 rows of stride ld_in elements.
 void swiglu(const float* gate, const float* up, int64_t ld_in, void* out, DType ot, int64_t T,
             int64_t F, Context& ctx);
+// The f16 down-projection input, guarded against f16 overflow: out[T, F] (ot) = v / scale[t]
+// with v = silu(gate) * up and scale[t] (f32 [T]) = 2^k, the least k >= 0 such that every
+// |v| / 2^k of row t is <= 2^14 (k = 0 for rows under 2^14). Power-of-two scales are exact, so
+// the product of out's row t, times scale[t], is the product of v (add_scaled_rms_norm).
+void swiglu_scaled(const float* gate, const float* up, int64_t ld_in, void* out, DType ot,
+                   float* scale, int64_t T, int64_t F, Context& ctx);
+// x[M, D] += scale[m] · y[m] (scale null: 1) + bias (f32 [D] or null), written back; then with
+// w (f32 [D]) out[M, D] (ot) = rms_norm(x) as rms_norm computes it (w null: the add only).
+void add_scaled_rms_norm(float* x, const float* y, const float* scale, const float* bias,
+                         const float* w, float eps, void* out, DType ot, int64_t M, int64_t D,
+                         Context& ctx);
 // ids[rows] = argmax of each row of logits f32 [rows, V] (first on ties).
 void argmax_rows(const float* logits, int64_t rows, int64_t V, int32_t* ids, Context& ctx);
 // Converts n elements between f32/f16/bf16.
 void convert(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx);
+// As convert, and waits: false where a finite value became infinite (out of dt's range).
+bool convert_fits(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx);
 
 // Many sequences' tokens in one batch, as the attention and cache kernels see it. Arrays are
 // device memory. Rows of the batch are grouped by sequence: sequence s owns rows

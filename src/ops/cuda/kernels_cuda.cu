@@ -73,6 +73,113 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __res
   }
 }
 
+// The f16 down-projection input with its overflow guard: one block per row t computes
+// v = silu(gate) * up for the row's F values (kept in registers: N per thread), the row's
+// amax, and s = 2^k, the least k >= 0 with amax / 2^k <= 2^14 (kSwigluLimit); writes v / s in
+// O (exact but for f16 subnormals: a power of two) and s to scale[t]. The product's consumer
+// multiplies the row back by s (add_scaled_rms_norm). amax NaN-blind (fmaxf), and an infinite
+// amax leaves s = 1: non-finite values propagate as they would in f32, never made up.
+constexpr float kSwigluLimit = 16384.0f;
+
+__device__ __forceinline__ float pow2_scale_for(float amax) {
+  if (!(amax > kSwigluLimit) || isinf(amax)) return 1.0f;
+  int e;
+  frexpf(amax, &e);  // amax < 2^e
+  return ldexpf(1.0f, e - 14);  // amax / s < 2^14
+}
+
+template <int kThreads>
+__device__ float block_max(float v, float* red) {
+  v = warp_max(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = warp_max(lane < kThreads / 32 ? red[lane] : 0.0f);
+  __syncthreads();
+  return v;
+}
+
+constexpr int kSwigluThreads = 1024;
+
+template <typename O, int N>
+__global__ __launch_bounds__(kSwigluThreads) void swiglu_scaled_kernel(
+    const float* __restrict__ gate, const float* __restrict__ up, int64_t ld_in,
+    O* __restrict__ out, float* __restrict__ scale, int64_t F) {
+  __shared__ float red[32];
+  const int64_t t = blockIdx.x;
+  const float* g = gate + t * ld_in;
+  const float* u = up + t * ld_in;
+  float v[N];
+  float amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kSwigluThreads;
+    v[j] = 0.0f;
+    if (i < F) {
+      const float a = g[i];
+      v[j] = a / (1.0f + __expf(-a)) * u[i];
+      amax = fmaxf(amax, fabsf(v[j]));
+    }
+  }
+  const float s = pow2_scale_for(block_max<kSwigluThreads>(amax, red));
+  const float inv = 1.0f / s;  // exact: a power of two
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kSwigluThreads;
+    if (i < F) out[t * F + i] = from_f32<O>(v[j] * inv);
+  }
+  if (threadIdx.x == 0) scale[t] = s;
+}
+
+// Rows wider than the register version holds: two passes over the row (the second from cache).
+template <typename O>
+__global__ __launch_bounds__(kSwigluThreads) void swiglu_scaled_wide_kernel(
+    const float* __restrict__ gate, const float* __restrict__ up, int64_t ld_in,
+    O* __restrict__ out, float* __restrict__ scale, int64_t F) {
+  __shared__ float red[32];
+  const int64_t t = blockIdx.x;
+  const float* g = gate + t * ld_in;
+  const float* u = up + t * ld_in;
+  float amax = 0.0f;
+  for (int64_t i = threadIdx.x; i < F; i += kSwigluThreads) {
+    const float a = g[i];
+    amax = fmaxf(amax, fabsf(a / (1.0f + __expf(-a)) * u[i]));
+  }
+  const float s = pow2_scale_for(block_max<kSwigluThreads>(amax, red));
+  const float inv = 1.0f / s;
+  for (int64_t i = threadIdx.x; i < F; i += kSwigluThreads) {
+    const float a = g[i];
+    out[t * F + i] = from_f32<O>(a / (1.0f + __expf(-a)) * u[i] * inv);
+  }
+  if (threadIdx.x == 0) scale[t] = s;
+}
+
+// x[m] += s[m] * y[m] (+ bias), written back; then (w given) out[m] = rms_norm(x[m]) · w.
+template <typename O>
+__global__ void add_scaled_rms_norm_kernel(float* __restrict__ x, const float* __restrict__ y,
+                                           const float* __restrict__ s,
+                                           const float* __restrict__ bias,
+                                           const float* __restrict__ w, float eps,
+                                           O* __restrict__ out, int64_t D) {
+  __shared__ float red[32];
+  float* row = x + blockIdx.x * D;
+  const float* yr = y + blockIdx.x * D;
+  const float sc = s ? s[blockIdx.x] : 1.0f;
+  float ss = 0;
+#pragma unroll 8
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+    const float v = row[i] + sc * yr[i] + (bias ? bias[i] : 0.0f);
+    row[i] = v;
+    ss += v * v;
+  }
+  if (!w) return;
+  ss = block_sum<256>(ss, red);
+  const float r = rsqrtf(ss / static_cast<float>(D) + eps);
+  O* o = out + blockIdx.x * D;
+#pragma unroll 8
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = from_f32<O>(row[i] * r * w[i]);
+}
+
 __global__ void add_bias_kernel(float* y, const float* __restrict__ bias, int64_t N, int64_t ldy) {
   float* r = y + blockIdx.y * ldy;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N;
@@ -109,10 +216,17 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int64_t V, int32
 }
 
 template <typename S, typename D>
-__global__ void convert_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n) {
+__global__ void convert_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n,
+                               unsigned* overflow) {
+  bool over = false;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = from_f32<D>(to_f32(src[i]));
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = to_f32(src[i]);
+    const D d = from_f32<D>(v);
+    dst[i] = d;
+    over |= isfinite(v) && !isfinite(to_f32(d));
+  }
+  if (overflow && over) atomicOr(overflow, 1u);
 }
 
 template <typename T>
@@ -182,6 +296,39 @@ void swiglu(const float* gate, const float* up, int64_t ld_in, void* out, DType 
   CUDA_LAUNCH_CHECK();
 }
 
+void swiglu_scaled(const float* gate, const float* up, int64_t ld_in, void* out, DType ot,
+                   float* scale, int64_t T, int64_t F, Context& ctx) {
+  if (T == 0) return;
+  dispatch_float(ot, "swiglu_scaled", [&]<typename O>() {
+    O* o = static_cast<O*>(out);
+    const unsigned grid = static_cast<unsigned>(T);
+    cudaStream_t st = stream_of(ctx);
+    const int64_t per = (F + kSwigluThreads - 1) / kSwigluThreads;
+    if (per <= 4)
+      swiglu_scaled_kernel<O, 4><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+    else if (per <= 8)
+      swiglu_scaled_kernel<O, 8><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+    else if (per <= 16)
+      swiglu_scaled_kernel<O, 16><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+    else if (per <= 32)
+      swiglu_scaled_kernel<O, 32><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+    else
+      swiglu_scaled_wide_kernel<O><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
+void add_scaled_rms_norm(float* x, const float* y, const float* scale, const float* bias,
+                         const float* w, float eps, void* out, DType ot, int64_t M, int64_t D,
+                         Context& ctx) {
+  if (M == 0) return;
+  dispatch_float(ot, "add_scaled_rms_norm", [&]<typename O>() {
+    add_scaled_rms_norm_kernel<O><<<static_cast<unsigned>(M), 256, 0, stream_of(ctx)>>>(
+        x, y, scale, bias, w, eps, static_cast<O*>(out), D);
+  });
+  CUDA_LAUNCH_CHECK();
+}
+
 void add_bias(float* y, const float* bias, int64_t M, int64_t N, int64_t ldy, Context& ctx) {
   if (M == 0) return;
   add_bias_kernel<<<dim3(grid_1d(N, 256), static_cast<unsigned>(M)), 256, 0, stream_of(ctx)>>>(
@@ -215,15 +362,33 @@ void sum_pair(const float* a, const float* b, int64_t M, int64_t N, float* y, in
   CUDA_LAUNCH_CHECK();
 }
 
-void convert(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx) {
-  if (n == 0) return;
+namespace {
+void convert_impl(const void* src, DType st, void* dst, DType dt, int64_t n, unsigned* overflow,
+                  Context& ctx) {
   dispatch_float(st, "convert", [&]<typename S>() {
     dispatch_float(dt, "convert", [&]<typename D>() {
-      convert_kernel<S, D><<<grid_1d(n, 256), 256, 0, stream_of(ctx)>>>(static_cast<const S*>(src),
-                                                                        static_cast<D*>(dst), n);
+      convert_kernel<S, D><<<grid_1d(n, 256), 256, 0, stream_of(ctx)>>>(
+          static_cast<const S*>(src), static_cast<D*>(dst), n, overflow);
     });
   });
   CUDA_LAUNCH_CHECK();
+}
+}  // namespace
+
+void convert(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx) {
+  if (n == 0) return;
+  convert_impl(src, st, dst, dt, n, nullptr, ctx);
+}
+
+bool convert_fits(const void* src, DType st, void* dst, DType dt, int64_t n, Context& ctx) {
+  if (n == 0) return true;
+  auto* flag = static_cast<unsigned*>(ctx.scratch(sizeof(unsigned)));
+  CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(unsigned), stream_of(ctx)));
+  convert_impl(src, st, dst, dt, n, flag, ctx);
+  unsigned h = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&h, flag, sizeof(unsigned), cudaMemcpyDeviceToHost, stream_of(ctx)));
+  CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
+  return h == 0;
 }
 
 }  // namespace hwledger::cuda

@@ -139,6 +139,17 @@ void rope(float*, int64_t, int64_t, int64_t, int64_t, const float*, const float*
 void swiglu(const float*, const float*, int64_t, void*, DType, int64_t, int64_t, Context&) {
   no_cuda();
 }
+void swiglu_scaled(const float*, const float*, int64_t, void*, DType, float*, int64_t, int64_t,
+                   Context&) {
+  no_cuda();
+}
+void add_scaled_rms_norm(float*, const float*, const float*, const float*, const float*, float,
+                         void*, DType, int64_t, int64_t, Context&) {
+  no_cuda();
+}
+bool convert_fits(const void*, DType, void*, DType, int64_t, Context&) {
+  no_cuda();
+}
 void argmax_rows(const float*, int64_t, int64_t, int32_t*, Context&) {
   no_cuda();
 }
