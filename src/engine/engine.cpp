@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "util/error.h"
@@ -40,10 +41,12 @@ void parse_device(const std::string& name, Device& device, int& index) {
 Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   model_ = Model::load(model_dir, opts.load);
   const ModelConfig& c = model_->config;
-  threads_ = std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
+  threads_ =
+      std::make_unique<ThreadPool>(opts.threads > 0 ? opts.threads : ThreadPool::default_threads());
   KVLayout layout = c.kv_layout(opts.block_tokens, opts.kv_dtype);
   validate_kv_layout(layout);
-  max_context_ = opts.max_context > 0 ? opts.max_context : std::min<int64_t>(c.max_position_embeddings, 32768);
+  max_context_ =
+      opts.max_context > 0 ? opts.max_context : std::min<int64_t>(c.max_position_embeddings, 32768);
   int64_t blocks = (max_context_ + layout.block_tokens - 1) / layout.block_tokens;
   if (opts.max_kv_bytes > 0)
     blocks = std::max<int64_t>(1, static_cast<int64_t>(opts.max_kv_bytes / layout.block_bytes()));
@@ -55,25 +58,45 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   restart_kv_cache();
 }
 
-std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32_t> prompt, PrefixHit* hit,
-                                          const std::string& salt, int64_t chunk) {
+std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32_t> prompt,
+                                          PrefixHit* hit, const std::string& salt, int64_t chunk) {
   HW_CHECK(!prompt.empty(), "prefill: the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) > max_context_)
     fail_input("prompt of {} tokens exceeds the context of {} tokens", prompt.size(), max_context_);
-  PrefixHit h = kv_->attach_prefix(seq, prompt, salt);
-  if (hit) *hit = h;
+  std::unique_ptr<PrefixRestore> restore = kv_->attach_prefix_async(seq, prompt, salt);
   std::vector<float> last;
-  int64_t at = seq.n_tokens;
   const int64_t n = static_cast<int64_t>(prompt.size());
-  while (at < n) {
+  while (seq.n_tokens < n) {
+    const int64_t at = seq.n_tokens;
     int64_t len = chunk > 0 ? std::min(chunk, n - at) : n - at;
-    BatchItem item{&seq, prompt.subspan(at, len), at + len == n ? BatchItem::Logits::Last : BatchItem::Logits::None};
+    if (!restore->finished()) {
+      // While the SSD tier reads the cached prefix's tail, compute its head if that is faster.
+      len = restore->claim(len, prefill_tok_s_);
+      if (len == 0) {
+        PrefixHit h = restore->finish();
+        if (hit) *hit = h;
+        continue;
+      }
+    }
+    BatchItem item{&seq, prompt.subspan(at, len),
+                   at + len == n ? BatchItem::Logits::Last : BatchItem::Logits::None};
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<float>& logits = runner_->forward(std::span<BatchItem>(&item, 1));
-    at += len;
-    kv_->commit(seq, prompt.first(at), salt);
-    if (at == n) last = logits;
+    note_prefill(len, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    kv_->commit(seq, prompt.first(at + len), salt);
+    if (at + len == n) last = logits;
+  }
+  if (!restore->finished()) {
+    PrefixHit h = restore->finish();
+    if (hit) *hit = h;
   }
   return last;
+}
+
+void Engine::note_prefill(int64_t tokens, double seconds) {
+  if (tokens < 128 || seconds <= 0) return;  // decode-like steps say little about prefill
+  const double rate = static_cast<double>(tokens) / seconds;
+  prefill_tok_s_ = prefill_tok_s_ > 0 ? 0.7 * prefill_tok_s_ + 0.3 * rate : rate;
 }
 
 nlohmann::json Engine::memory_report() const {
@@ -81,7 +104,8 @@ nlohmann::json Engine::memory_report() const {
   const uint64_t per_layer_kv = kv_total / static_cast<uint64_t>(config().num_layers);
   nlohmann::json layers = nlohmann::json::array();
   for (size_t i = 0; i < model_->layers.size(); ++i)
-    layers.push_back({{"index", i}, {"weights_bytes", model_->layers[i].bytes()}, {"kv_bytes", per_layer_kv}});
+    layers.push_back(
+        {{"index", i}, {"weights_bytes", model_->layers[i].bytes()}, {"kv_bytes", per_layer_kv}});
   const uint64_t weights = model_->weights_bytes();
   const uint64_t runtime = runner_->workspace_bytes();
   return {{"total_bytes", weights + kv_total + runtime},
@@ -103,15 +127,17 @@ void Engine::restart_kv_cache() {
   runner_ = std::make_unique<ModelRunner>(*model_, *kv_, *threads_);
 }
 
-int32_t argmax(const float* logits, int64_t n) { return ops::argmax(logits, n); }
+int32_t argmax(const float* logits, int64_t n) {
+  return ops::argmax(logits, n);
+}
 
 std::vector<int32_t> Engine::generate_greedy(std::span<const int32_t> prompt, int64_t n,
                                              const std::function<bool(int32_t)>& on_token,
                                              std::span<const int32_t> suppress) {
   HW_CHECK(!prompt.empty(), "generate: the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) + n > max_context_)
-    fail_input("prompt of {} tokens plus {} new ones exceeds the context of {} tokens", prompt.size(), n,
-               max_context_);
+    fail_input("prompt of {} tokens plus {} new ones exceeds the context of {} tokens",
+               prompt.size(), n, max_context_);
   KVSequence seq;
   std::vector<int32_t> out;
   std::vector<int32_t> step(prompt.begin(), prompt.end());

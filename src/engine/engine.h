@@ -16,13 +16,13 @@
 namespace hwledger {
 
 struct EngineOptions {
-  int threads = 0;                     // 0: one per core
+  int threads = 0;  // 0: one per core
   DType kv_dtype = DType::F16;
   int64_t block_tokens = 32;
-  uint64_t max_kv_bytes = 0;           // working-memory KV budget; 0: enough for max_context
-  int64_t max_context = 0;             // 0: the model's max_position_embeddings, capped at 32768
-  KVCacheOptions cache;                // tiers and prefix reuse (working_blocks is derived)
-  Device device = Device::CPU;         // --device: cpu, or cuda[:N] (weights and KV on GPU N)
+  uint64_t max_kv_bytes = 0;    // working-memory KV budget; 0: enough for max_context
+  int64_t max_context = 0;      // 0: the model's max_position_embeddings, capped at 32768
+  KVCacheOptions cache;         // tiers and prefix reuse (working_blocks is derived)
+  Device device = Device::CPU;  // --device: cpu, or cuda[:N] (weights and KV on GPU N)
   int device_index = 0;
   LoadOptions load;
 };
@@ -55,10 +55,19 @@ class Engine {
   void restart_kv_cache();
 
   // Prefill through the prefix cache: restores the longest cached prefix of `prompt` into the
-  // empty `seq`, computes the rest (in chunks of `chunk` tokens; 0: one forward), enters the
-  // new full blocks in the cache and returns the last position's logits [V].
-  std::vector<float> prefill_cached(KVSequence& seq, std::span<const int32_t> prompt, PrefixHit* hit = nullptr,
-                                    const std::string& salt = "", int64_t chunk = 0);
+  // empty `seq` (computing the head of an SSD-cached part meanwhile when the disk is slower
+  // than the model: PrefixRestore), computes the rest (in chunks of `chunk` tokens; 0: one
+  // forward), enters the new full blocks in the cache and returns the last position's logits [V].
+  std::vector<float> prefill_cached(KVSequence& seq, std::span<const int32_t> prompt,
+                                    PrefixHit* hit = nullptr, const std::string& salt = "",
+                                    int64_t chunk = 0);
+
+  // Prefill rate of this engine (tokens/s), an average over recent prefill chunks of 128 tokens
+  // or more; 0 until one ran. Decides whether a prefix on the SSD tier is partly recomputed
+  // while the rest is read (PrefixRestore::claim). set_prefill_tok_s seeds it (tests).
+  double prefill_tok_s() const { return prefill_tok_s_; }
+  void set_prefill_tok_s(double v) { prefill_tok_s_ = v; }
+  void note_prefill(int64_t tokens, double seconds);
 
   // Greedy decoding of `n` tokens after `prompt` in a fresh sequence; on_token is called
   // with each new token as soon as it is chosen (return false to stop early). Tokens in
@@ -73,6 +82,7 @@ class Engine {
   std::unique_ptr<KVCacheManager> kv_;
   std::unique_ptr<ModelRunner> runner_;
   int64_t max_context_ = 0;
+  double prefill_tok_s_ = 0;
   KVLayout layout_;
   KVCacheOptions cache_opts_;
 };

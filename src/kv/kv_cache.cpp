@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <list>
+#include <thread>
 #include <unordered_map>
 
 #include "kv/host_blocks.h"
@@ -88,7 +89,8 @@ struct KVCacheManager::Impl {
     std::shared_ptr<uint8_t> chunk[2];
     std::unique_ptr<cuda::CopyStream> stream[2];
   } staging;
-  uint64_t pending_write_bytes = 0;  // host copies queued for the SSD writer (GPU pool)
+  uint64_t pending_write_bytes = 0;         // host copies queued for the SSD writer (GPU pool)
+  std::chrono::milliseconds read_delay{0};  // set_read_delay_for_testing
 
   Impl(const KVLayout& l, const Digest256& fp, const KVCacheOptions& o, BlockPool& p)
       : layout(l), fingerprint(fp), opts(o), pool(p) {
@@ -128,38 +130,30 @@ struct KVCacheManager::Impl {
     if (copies) copies->synchronize();
   }
 
-  // SSD restore into a GPU pool: blocks are read in chunks into page-locked staging and
-  // copied up while the next chunk is read. dst are device addresses.
-  void read_ssd_to_device(const std::vector<Digest256>& keys, const std::vector<Digest256>& parents,
-                          const std::vector<uint8_t*>& dst, std::vector<bool>& ok) {
-    std::lock_guard<std::mutex> guard(staging.mu);
+  // SSD restore into a GPU pool: blocks are read in chunks into page-locked staging and copied
+  // up while the next chunk is read (two chunks, each with its own copy stream). The caller
+  // holds staging.mu for the whole restore. dst are device addresses.
+  void prepare_staging_locked() {
     const size_t bb = layout.block_bytes();
-    if (!staging.store) {
-      staging.blocks = std::max<size_t>(1, opts.restore_chunk_bytes / bb);
-      staging.store = HostBlockStore::create(staging.blocks * bb, true, staging.blocks * bb);
-      for (int b = 0; b < 2; ++b) {
-        staging.chunk[b] = staging.store->allocate();
-        staging.stream[b] = std::make_unique<cuda::CopyStream>(pool.device_index());
-      }
+    if (staging.store) return;
+    staging.blocks = std::max<size_t>(1, opts.restore_chunk_bytes / bb);
+    staging.store = HostBlockStore::create(staging.blocks * bb, true, staging.blocks * bb);
+    for (int b = 0; b < 2; ++b) {
+      staging.chunk[b] = staging.store->allocate();
+      staging.stream[b] = std::make_unique<cuda::CopyStream>(pool.device_index());
     }
-    ok.assign(keys.size(), false);
-    for (size_t at = 0, c = 0; at < keys.size(); at += staging.blocks, ++c) {
-      const size_t n = std::min(staging.blocks, keys.size() - at);
-      const int b = static_cast<int>(c % 2);
-      staging.stream[b]->synchronize();  // the chunk's previous copies are done
-      std::vector<Digest256> k(keys.begin() + at, keys.begin() + at + n),
-          p(parents.begin() + at, parents.begin() + at + n);
-      std::vector<uint8_t*> host(n);
-      for (size_t i = 0; i < n; ++i) host[i] = staging.chunk[b].get() + i * bb;
-      std::vector<bool> good;
-      ssd->read(k, p, host, good);
-      for (size_t i = 0; i < n; ++i) {
-        ok[at + i] = good[i];
-        if (good[i]) staging.stream[b]->h2d(dst[at + i], host[i], bb);
-      }
-    }
-    staging.stream[0]->synchronize();
-    staging.stream[1]->synchronize();
+  }
+  // One chunk (at most staging.blocks blocks) through staging buffer `b`.
+  void read_chunk_to_device(const std::vector<Digest256>& keys,
+                            const std::vector<Digest256>& parents, const std::vector<uint8_t*>& dst,
+                            std::vector<bool>& ok, int b) {
+    const size_t bb = layout.block_bytes();
+    staging.stream[b]->synchronize();  // the buffer's previous copies are done
+    std::vector<uint8_t*> host(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) host[i] = staging.chunk[b].get() + i * bb;
+    ssd->read(keys, parents, host, ok);
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (ok[i]) staging.stream[b]->h2d(dst[i], host[i], bb);
   }
 
   std::vector<int32_t> tokens_of(int32_t id) const {
@@ -379,22 +373,212 @@ Digest256 KVCacheManager::block_key(const Digest256& parent,
   return h.finish();
 }
 
+// ---- prefix restore --------------------------------------------------------------------------
+
+struct PrefixRestore::State {
+  KVCacheManager::Impl* I = nullptr;
+  KVSequence* seq = nullptr;
+  int64_t bt = 0;
+  std::chrono::steady_clock::time_point t0;
+  double attach_seconds = 0;  // the synchronous part (lookups, RAM promotions)
+  std::vector<Digest256> keys, parents;
+  std::vector<int32_t> tokens;  // the chain's tokens (h * bt)
+  std::vector<int32_t> ids;     // working block per chain position
+  std::vector<Tier> from;       // where each came from
+  std::vector<char> ok;         // SSD positions: read and valid
+  int64_t f = 0;                // first SSD position (== h when none)
+  int64_t e = 0;                // end of the run of SSD positions from f: compute may claim [f, e)
+  int64_t h = 0;                // chain length
+
+  std::mutex mu;  // guards the fields below, shared by the reader and the caller
+  std::condition_variable cv;
+  int64_t low = 0;       // the reader has taken positions [low, h)
+  int64_t boundary = 0;  // the caller has claimed positions [f, boundary) to compute
+  bool reader_done = true;
+  uint64_t bytes = 0;         // read by the reader so far
+  double reader_seconds = 0;  // its time so far
+  std::thread reader;
+  bool finished = false;
+  PrefixHit hit;
+
+  int64_t ssd_between(int64_t a, int64_t b) const {
+    int64_t n = 0;
+    for (int64_t j = a; j < b; ++j) n += from[j] == Tier::Ssd;
+    return n;
+  }
+  void read_loop();
+};
+
+// The reader: SSD positions from the back of the chain in chunks, down to the caller's claim.
+void PrefixRestore::State::read_loop() {
+  KVCacheManager::Impl& K = *I;
+  const size_t bb = K.layout.block_bytes();
+  std::unique_lock<std::mutex> staging_lock;
+  size_t chunk = std::max<size_t>(1, K.opts.restore_chunk_bytes / bb);
+  if (K.on_device()) {
+    staging_lock = std::unique_lock<std::mutex>(K.staging.mu);
+    K.prepare_staging_locked();
+    chunk = K.staging.blocks;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (int c = 0;; ++c) {
+    int64_t lo, hi;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      hi = low;
+      lo = hi;
+      size_t n = 0;
+      while (lo > boundary && n < chunk) n += from[--lo] == Tier::Ssd;
+      low = lo;
+      if (n == 0) break;
+    }
+    std::vector<Digest256> k, p;
+    std::vector<uint8_t*> dst;
+    std::vector<int64_t> pos;
+    for (int64_t j = lo; j < hi; ++j)
+      if (from[j] == Tier::Ssd) {
+        k.push_back(keys[j]);
+        p.push_back(parents[j]);
+        dst.push_back(K.pool.data(ids[j]));
+        pos.push_back(j);
+      }
+    std::vector<bool> good;
+    if (K.read_delay.count() > 0) std::this_thread::sleep_for(K.read_delay);  // tests: a slow disk
+    if (K.on_device())
+      K.read_chunk_to_device(k, p, dst, good, c % 2);
+    else
+      K.ssd->read(k, p, dst, good);
+    std::lock_guard<std::mutex> lock(mu);
+    for (size_t i = 0; i < pos.size(); ++i) ok[pos[i]] = good[i];
+    bytes += pos.size() * (SsdBlockHeader::kBytes + bb);
+    reader_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    cv.notify_all();
+  }
+  if (K.on_device()) {
+    K.staging.stream[0]->synchronize();
+    K.staging.stream[1]->synchronize();
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  reader_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  reader_done = true;
+  cv.notify_all();
+}
+
+PrefixRestore::PrefixRestore() : s_(std::make_unique<State>()) {}
+
+PrefixRestore::~PrefixRestore() {
+  if (s_ && !s_->finished) {
+    try {
+      finish();
+    } catch (...) {
+    }
+  }
+}
+
+bool PrefixRestore::reading() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  return !s_->reader_done;
+}
+
+bool PrefixRestore::finished() const {
+  return s_->finished;
+}
+
+int64_t PrefixRestore::claim(int64_t want, double compute_tok_s, bool wait_for_rate) {
+  State& S = *s_;
+  if (S.finished || compute_tok_s <= 0 || S.e <= S.f) return 0;
+  const int64_t g_max = want / S.bt;
+  std::unique_lock<std::mutex> lock(S.mu);
+  if (S.seq->n_tokens != S.boundary * S.bt || g_max <= 0) return 0;
+  // The reader's rate is known once its first chunk is in.
+  if (wait_for_rate)
+    S.cv.wait(lock, [&] { return S.reader_done || S.bytes > 0; });
+  else if (S.bytes == 0)
+    return 0;
+  if (S.reader_done) return 0;
+  const int64_t limit = std::min(S.low, S.e);
+  const int64_t g = std::min(g_max, limit - S.boundary);
+  if (g <= 0) return 0;
+  const double rate = static_cast<double>(S.bytes) / std::max(S.reader_seconds, 1e-6);  // bytes/s
+  const double read_rest = static_cast<double>(S.ssd_between(S.boundary + g, S.low)) *
+                           static_cast<double>(SsdBlockHeader::kBytes + S.I->layout.block_bytes()) /
+                           rate;
+  const double compute = static_cast<double>(g * S.bt) / compute_tok_s;
+  if (read_rest < compute) return 0;  // the disk is done first: wait for it instead
+  S.boundary += g;
+  return g * S.bt;
+}
+
+PrefixHit PrefixRestore::finish() {
+  State& S = *s_;
+  if (S.finished) return S.hit;
+  if (S.reader.joinable()) S.reader.join();
+  S.finished = true;
+  KVCacheManager::Impl& I = *S.I;
+  KVSequence& seq = *S.seq;
+  const int64_t c = S.boundary;  // positions [f, c) were computed by the caller
+  HW_CHECK(seq.n_tokens >= c * S.bt && static_cast<int64_t>(seq.blocks.size()) == S.h,
+           "prefix restore: the sequence holds {} tokens in {} blocks, expected {} computed of {}",
+           seq.n_tokens, seq.blocks.size(), c * S.bt, S.h);
+  std::lock_guard<std::mutex> lock(I.mu);
+  // A damaged block breaks the chain: everything from it on is recomputed. Blocks after it
+  // that were hits stay cached (idle); the unread or damaged ones are freed.
+  int64_t valid = S.h;
+  for (int64_t j = c; j < S.h; ++j)
+    if (S.from[j] == Tier::Ssd && !S.ok[j]) {
+      valid = j;
+      break;
+    }
+  for (int64_t j = c; j < valid; ++j)
+    if (S.from[j] == Tier::Ssd)
+      I.index_locked(S.ids[j], S.keys[j], S.parents[j], S.tokens.data() + j * S.bt);
+  for (int64_t j = valid; j < S.h; ++j) I.unref_locked(S.ids[j]);
+  seq.blocks.resize(valid);
+  seq.block_ptrs.resize(valid);
+  seq.keys.assign(S.keys.begin(), S.keys.begin() + valid);
+  seq.n_tokens = std::max(seq.n_tokens, valid * S.bt);
+  PrefixHit& hit = S.hit;
+  for (int64_t j = 0; j < valid; ++j) {
+    if (j >= S.f && j < c) continue;  // computed, not restored
+    ++hit.blocks_from[static_cast<int>(S.from[j])];
+    if (S.from[j] == Tier::Ram) hit.bytes_read += I.layout.block_bytes();
+    if (S.from[j] == Tier::Ssd) hit.bytes_read += SsdBlockHeader::kBytes + I.layout.block_bytes();
+  }
+  hit.recomputed_tokens = (c - S.f) * S.bt;
+  hit.tokens = valid * S.bt - hit.recomputed_tokens;
+  // Restore time: the synchronous part plus the reader's (which overlapped any computing).
+  hit.seconds = S.attach_seconds + S.reader_seconds;
+  return hit;
+}
+
 PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t> prompt,
                                         const std::string& salt) {
-  auto t0 = std::chrono::steady_clock::now();
-  PrefixHit hit;
+  return attach_prefix_async(seq, prompt, salt)->finish();
+}
+
+std::unique_ptr<PrefixRestore> KVCacheManager::attach_prefix_async(KVSequence& seq,
+                                                                   std::span<const int32_t> prompt,
+                                                                   const std::string& salt) {
+  std::unique_ptr<PrefixRestore> r(new PrefixRestore());
+  PrefixRestore::State& S = *r->s_;
+  S.t0 = std::chrono::steady_clock::now();
+  S.I = impl_.get();
+  S.seq = &seq;
   HW_CHECK(seq.blocks.empty(), "attach_prefix needs an empty sequence");
   Impl& I = *impl_;
-  if (!I.opts.enabled || prompt.size() < 2) return hit;
-  const int64_t bt = I.layout.block_tokens;
+  const int64_t bt = S.bt = I.layout.block_tokens;
+  if (!I.opts.enabled || prompt.size() < 2) {
+    S.finished = true;
+    return r;
+  }
   const int64_t max_blocks =
       (static_cast<int64_t>(prompt.size()) - 1) / bt;  // keep one token to compute
-  std::vector<Digest256> keys, parents;
   Digest256 parent = root_key(salt);
   for (int64_t i = 0; i < max_blocks; ++i) {
     Digest256 k = block_key(parent, prompt.subspan(i * bt, bt));
-    parents.push_back(parent);
-    keys.push_back(k);
+    S.parents.push_back(parent);
+    S.keys.push_back(k);
     parent = k;
   }
 
@@ -402,11 +586,11 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
   // First pass: where each block of the chain is, up to the first miss. Working-memory hits
   // are pinned now and RAM hits are taken out of the RAM tier, so that making room for the
   // restored blocks below cannot evict the very blocks this prompt needs.
-  std::vector<int32_t> ids;  // working block per chain position (-1: to allocate)
-  std::vector<Tier> from;    // where each of `ids` came from
+  std::vector<int32_t>& ids = S.ids;
+  std::vector<Tier>& from = S.from;
   std::vector<std::shared_ptr<uint8_t>> ram_data;
   for (int64_t i = 0; i < max_blocks; ++i) {
-    const Digest256& k = keys[i];
+    const Digest256& k = S.keys[i];
     if (auto it = I.working.find(k); it != I.working.end()) {
       I.take_from_idle_locked(it->second);
       I.pool.retain(it->second);
@@ -438,14 +622,13 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
     if (I.ssd) I.ssd->note_miss();
     break;
   }
-  // Second pass: working blocks for what comes from RAM (copied now) or SSD (read below).
-  std::vector<size_t> ssd_idx;  // positions in `ids` still to be read from SSD
+  // Second pass: working blocks for what comes from RAM (copied now) or SSD (read by the reader).
   for (size_t j = 0; j < ids.size(); ++j) {
     if (from[j] == Tier::Working) continue;
     int32_t id = I.allocate_locked(lock);
     if (id < 0) {  // no room to restore into: compute the rest instead
-      for (size_t r = j; r < ids.size(); ++r)
-        if (from[r] == Tier::Working) I.unref_locked(ids[r]);
+      for (size_t q = j; q < ids.size(); ++q)
+        if (from[q] == Tier::Working) I.unref_locked(ids[q]);
       ids.resize(j);
       from.resize(j);
       break;
@@ -454,61 +637,40 @@ PrefixHit KVCacheManager::attach_prefix(KVSequence& seq, std::span<const int32_t
     if (from[j] == Tier::Ram) {
       // Promotion: the block moves up to working memory and leaves the RAM tier.
       I.host_to_pool(id, ram_data[j].get());
-      I.index_locked(id, keys[j], parents[j], prompt.data() + j * bt);
-    } else {
-      ssd_idx.push_back(j);
+      I.index_locked(id, S.keys[j], S.parents[j], prompt.data() + j * bt);
     }
   }
-
   // RAM promotions were enqueued above; they complete before anyone can compute on the blocks
   // (ram_data holds their sources until here).
   I.finish_copies();
 
-  if (!ssd_idx.empty()) {
-    // All SSD reads of this prompt are issued together and overlap; the lock is released while
-    // they run (the blocks are ours: nothing else can see them yet).
-    std::vector<Digest256> rk, rp;
-    std::vector<uint8_t*> dst;
-    for (size_t j : ssd_idx) {
-      rk.push_back(keys[j]);
-      rp.push_back(parents[j]);
-      dst.push_back(I.pool.data(ids[j]));
+  S.h = static_cast<int64_t>(ids.size());
+  S.tokens.assign(prompt.begin(), prompt.begin() + S.h * bt);
+  S.ok.assign(S.h, 0);
+  S.f = S.h;
+  for (int64_t j = 0; j < S.h; ++j)
+    if (from[j] == Tier::Ssd) {
+      S.f = j;
+      break;
     }
-    std::vector<bool> ok;
-    lock.unlock();
-    if (I.on_device())
-      I.read_ssd_to_device(rk, rp, dst, ok);
-    else
-      I.ssd->read(rk, rp, dst, ok);
-    lock.lock();
-    size_t first_bad = ids.size();
-    for (size_t n = 0; n < ssd_idx.size(); ++n)
-      if (!ok[n]) first_bad = std::min(first_bad, ssd_idx[n]);
-    for (size_t n = 0; n < ssd_idx.size(); ++n)
-      if (ssd_idx[n] < first_bad) {
-        size_t j = ssd_idx[n];
-        I.index_locked(ids[j], keys[j], parents[j], prompt.data() + j * bt);
-      }
-    // A damaged block breaks the chain: everything from it on is recomputed. Blocks after it
-    // that were hits stay cached (idle); the unread or damaged ones are freed.
-    for (size_t j = first_bad; j < ids.size(); ++j) I.unref_locked(ids[j]);
-    ids.resize(first_bad);
-    from.resize(first_bad);
-  }
-  for (Tier t : from) {
-    ++hit.blocks_from[static_cast<int>(t)];
-    if (t == Tier::Ram) hit.bytes_read += I.layout.block_bytes();
-    if (t == Tier::Ssd) hit.bytes_read += SsdBlockHeader::kBytes + I.layout.block_bytes();
-  }
+  S.e = S.f;
+  while (S.e < S.h && from[S.e] == Tier::Ssd) ++S.e;
+  S.low = S.h;
+  S.boundary = S.f;
   for (int32_t id : ids) {
     seq.blocks.push_back(id);
     seq.block_ptrs.push_back(I.pool.data(id));
   }
-  seq.keys.assign(keys.begin(), keys.begin() + static_cast<long>(ids.size()));
-  seq.n_tokens = static_cast<int64_t>(ids.size()) * bt;
-  hit.tokens = seq.n_tokens;
-  hit.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return hit;
+  // Until finish(), the sequence holds what is in place: the chain up to its first SSD block.
+  seq.keys.assign(S.keys.begin(), S.keys.begin() + S.f);
+  seq.n_tokens = S.f * bt;
+  S.attach_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - S.t0).count();
+  if (S.f < S.h) {
+    // The reader runs without the cache's lock: its blocks are ours, nothing else sees them yet.
+    S.reader_done = false;
+    S.reader = std::thread([&S] { S.read_loop(); });
+  }
+  return r;
 }
 
 void KVCacheManager::commit(KVSequence& seq, std::span<const int32_t> tokens,
@@ -653,6 +815,10 @@ int64_t KVCacheManager::evict_idle() {
   int64_t n = 0;
   for (; !I.idle.empty(); ++n) I.evict_idle_locked();
   return n;
+}
+
+void KVCacheManager::set_read_delay_for_testing(std::chrono::milliseconds per_chunk) {
+  impl_->read_delay = per_chunk;
 }
 
 void KVCacheManager::flush() {

@@ -19,11 +19,16 @@ namespace hwledger {
 
 const char* stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::Eos: return "eos";
-    case StopReason::Length: return "length";
-    case StopReason::Stop: return "stop";
-    case StopReason::Cancelled: return "cancelled";
-    case StopReason::Error: return "error";
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::Length:
+      return "length";
+    case StopReason::Stop:
+      return "stop";
+    case StopReason::Cancelled:
+      return "cancelled";
+    case StopReason::Error:
+      return "error";
   }
   return "error";
 }
@@ -37,23 +42,24 @@ double seconds(Clock::time_point from, Clock::time_point to) {
 }
 
 // What is wrong with a request, or "" when nothing is.
-std::string validation_error(const GenerateRequest& r, int64_t vocab_size, int64_t context, int64_t kv_blocks,
-                             int64_t block_tokens) {
+std::string validation_error(const GenerateRequest& r, int64_t vocab_size, int64_t context,
+                             int64_t kv_blocks, int64_t block_tokens) {
   if (r.prompt.empty()) return "the prompt is empty";
   for (size_t i = 0; i < r.prompt.size(); ++i)
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab_size)
-      return fmt::format("prompt token {} at position {} is outside the vocabulary (ids 0..{})", r.prompt[i],
-                         i, vocab_size - 1);
+      return fmt::format("prompt token {} at position {} is outside the vocabulary (ids 0..{})",
+                         r.prompt[i], i, vocab_size - 1);
   if (r.max_tokens < 1) return fmt::format("max_tokens must be at least 1 (got {})", r.max_tokens);
   const int64_t prompt = static_cast<int64_t>(r.prompt.size());
   if (prompt + r.max_tokens > context)
-    return fmt::format("prompt of {} tokens plus max_tokens {} exceeds the context of {} tokens", prompt,
-                       r.max_tokens, context);
+    return fmt::format("prompt of {} tokens plus max_tokens {} exceeds the context of {} tokens",
+                       prompt, r.max_tokens, context);
   // The last token generated is never fed back, so the cache holds at most this many.
   const int64_t blocks = (prompt + r.max_tokens - 1 + block_tokens - 1) / block_tokens;
   if (blocks > kv_blocks)
     return fmt::format(
-        "prompt of {} tokens plus max_tokens {} needs {} KV cache blocks of {} tokens; the cache holds {} "
+        "prompt of {} tokens plus max_tokens {} needs {} KV cache blocks of {} tokens; the cache "
+        "holds {} "
         "(raise --max-kv-size or lower max_tokens)",
         prompt, r.max_tokens, blocks, block_tokens, kv_blocks);
   try {
@@ -74,7 +80,9 @@ struct Scheduler::Impl {
     KVSequence kv;
     std::vector<int32_t> tokens;  // [prompt + generated]: the prompt, then each sampled token
     int64_t prompt_len = 0;
-    bool attached = false;        // owns KV blocks (attach_prefix was called)
+    bool attached = false;  // owns KV blocks (attach_prefix was called)
+    // The cached prefix still coming from the SSD tier (null or finished: all in place).
+    std::unique_ptr<PrefixRestore> restore;
     bool done = false;
     bool first_token = false;
     bool counted_running = false;  // admitted: counted in running_count (guarded by mu)
@@ -123,6 +131,7 @@ struct Scheduler::Impl {
 
   void loop();
   void admit(std::unique_ptr<Request> r);
+  void complete_restore(Request& r);
   void step();
   void deliver_token(Request& r, float* logits);
   bool reserve_batch();
@@ -134,6 +143,14 @@ struct Scheduler::Impl {
 void Scheduler::Impl::finish(Request& r, StopReason reason, std::string error) {
   if (r.done) return;
   r.done = true;
+  if (r.restore) {
+    try {
+      r.restore->finish();  // the reader writes into the sequence's blocks: wait for it first
+    } catch (const std::exception& e) {
+      spdlog::error("request '{}': finishing its prefix restore failed: {}", r.req.id, e.what());
+    }
+    r.restore.reset();
+  }
   if (r.attached) {
     try {
       engine.kv_cache().release(r.kv);
@@ -183,16 +200,24 @@ void Scheduler::Impl::admit(std::unique_ptr<Request> r) {
   running.push_back(std::move(r));
   try {
     req.attached = true;
-    PrefixHit hit = engine.kv_cache().attach_prefix(req.kv, req.req.prompt, req.req.cache_salt);
-    req.result.cached_tokens = hit.tokens;
-    if (!req.admitted_once) {
-      req.admitted_once = true;
-      std::lock_guard lock(mu);
-      counters.prompt_tokens_total += req.prompt_len;
-      counters.cached_tokens_total += hit.tokens;
-    }
+    // Blocks in working memory or RAM are in place now; an SSD part is read in the background
+    // while other requests keep running (step() waits for it or computes its head meanwhile).
+    req.restore = engine.kv_cache().attach_prefix_async(req.kv, req.req.prompt, req.req.cache_salt);
+    if (!req.restore->reading()) complete_restore(req);
   } catch (const std::exception& e) {
     finish(req, StopReason::Error, fmt::format("restoring the cached prefix failed: {}", e.what()));
+  }
+}
+
+void Scheduler::Impl::complete_restore(Request& req) {
+  PrefixHit hit = req.restore->finish();
+  req.restore.reset();
+  req.result.cached_tokens = hit.tokens;
+  if (!req.admitted_once) {
+    req.admitted_once = true;
+    std::lock_guard lock(mu);
+    counters.prompt_tokens_total += req.prompt_len;
+    counters.cached_tokens_total += hit.tokens;
   }
 }
 
@@ -252,7 +277,8 @@ void Scheduler::Impl::loop() {
         step();
       } catch (const std::exception& e) {  // a bug or bad_alloc: end the batch, keep serving
         spdlog::error("scheduler step failed: {}", e.what());
-        for (auto& r : running) finish(*r, StopReason::Error, fmt::format("internal error: {}", e.what()));
+        for (auto& r : running)
+          finish(*r, StopReason::Error, fmt::format("internal error: {}", e.what()));
       }
     }
     retire_done();
@@ -262,6 +288,10 @@ void Scheduler::Impl::loop() {
 void Scheduler::Impl::requeue(Request& r) {
   // Nothing was emitted yet (it was still prefilling), so starting over is invisible to the
   // client; blocks it completed stay in the prefix cache and come back at re-admission.
+  if (r.restore) {
+    r.restore->finish();
+    r.restore.reset();
+  }
   engine.kv_cache().release(r.kv);
   r.kv = KVSequence{};
   r.attached = false;
@@ -280,7 +310,8 @@ bool Scheduler::Impl::reserve_batch() {
     bool ok = false;
     while (active(&r)) {
       try {
-        engine.kv_cache().reserve(r.kv, r.kv.n_tokens + static_cast<int64_t>(batch[i].tokens.size()));
+        engine.kv_cache().reserve(r.kv,
+                                  r.kv.n_tokens + static_cast<int64_t>(batch[i].tokens.size()));
         ok = true;
         break;
       } catch (const std::exception& e) {
@@ -294,7 +325,8 @@ bool Scheduler::Impl::reserve_batch() {
         // A decoding sequence takes the blocks of the newest sequence still prefilling.
         Request* victim = nullptr;
         for (auto it = running.rbegin(); it != running.rend() && !victim; ++it)
-          if (it->get() != &r && active(it->get()) && (*it)->prefilling() && !(*it)->kv.blocks.empty())
+          if (it->get() != &r && active(it->get()) && (*it)->prefilling() &&
+              !(*it)->kv.blocks.empty())
             victim = it->get();
         if (victim) {
           requeue(*victim);
@@ -337,15 +369,37 @@ void Scheduler::Impl::step() {
   // One decode token for every sequence past its prompt...
   for (auto& r : running)
     if (!r->done && !r->prefilling()) {
-      batch.push_back({&r->kv, std::span<const int32_t>(&r->tokens.back(), 1), BatchItem::Logits::Last});
+      batch.push_back(
+          {&r->kv, std::span<const int32_t>(&r->tokens.back(), 1), BatchItem::Logits::Last});
       batch_owner.push_back(r.get());
     }
   // ...plus up to prefill_chunk prompt tokens, first come first served.
   int64_t budget = opts.prefill_chunk;
+  Request* waiting = nullptr;  // a request whose cached prefix is still being read
   for (auto& r : running) {
     if (budget <= 0) break;
     if (r->done || !r->prefilling()) continue;
-    const int64_t n = std::min(r->prompt_len - r->kv.n_tokens, budget);
+    int64_t n = std::min(r->prompt_len - r->kv.n_tokens, budget);
+    if (r->restore) {
+      // Compute the head of the SSD-cached part while the disk reads its tail, if faster.
+      const int64_t granted = r->restore->claim(n, engine.prefill_tok_s(), false);
+      if (granted > 0) {
+        n = granted;
+      } else if (r->restore->reading()) {
+        if (!waiting) waiting = r.get();
+        continue;  // the others go on meanwhile
+      } else {
+        try {
+          complete_restore(*r);
+        } catch (const std::exception& e) {
+          finish(*r, StopReason::Error,
+                 fmt::format("restoring the cached prefix failed: {}", e.what()));
+          continue;
+        }
+        if (!r->prefilling()) continue;  // cannot happen: one prompt token is always computed
+        n = std::min(r->prompt_len - r->kv.n_tokens, budget);
+      }
+    }
     const bool completes = r->kv.n_tokens + n == r->prompt_len;
     batch.push_back({&r->kv, std::span<const int32_t>(r->tokens.data() + r->kv.n_tokens, n),
                      completes ? BatchItem::Logits::Last : BatchItem::Logits::None});
@@ -353,17 +407,43 @@ void Scheduler::Impl::step() {
     budget -= n;
   }
 
+  if (batch.empty() && waiting) {
+    // Nothing else to do: wait for the reader's rate and compute the head if that is faster,
+    // else wait for the disk (no spinning either way).
+    Request& r = *waiting;
+    const int64_t n = std::min(r.prompt_len - r.kv.n_tokens, opts.prefill_chunk);
+    const int64_t granted = r.restore->claim(n, engine.prefill_tok_s(), true);
+    if (granted > 0) {
+      batch.push_back({&r.kv, std::span<const int32_t>(r.tokens.data() + r.kv.n_tokens, granted),
+                       BatchItem::Logits::None});
+      batch_owner.push_back(&r);
+    } else {
+      try {
+        complete_restore(r);
+      } catch (const std::exception& e) {
+        finish(r, StopReason::Error,
+               fmt::format("restoring the cached prefix failed: {}", e.what()));
+      }
+      return;
+    }
+  }
   if (!reserve_batch()) return;
 
+  int64_t prefill_tokens = 0;
+  for (const BatchItem& item : batch)
+    if (item.tokens.size() > 1) prefill_tokens += static_cast<int64_t>(item.tokens.size());
+  const auto started = Clock::now();
   std::vector<float>* logits = nullptr;
   before.resize(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) before[i] = batch[i].kv->n_tokens;
   try {
     logits = &engine.runner().forward(batch);
+    engine.note_prefill(prefill_tokens, seconds(started, Clock::now()));
     std::lock_guard lock(mu);
     ++counters.steps_total;
   } catch (const std::exception& e) {
-    for (Request* r : batch_owner) finish(*r, StopReason::Error, fmt::format("forward pass failed: {}", e.what()));
+    for (Request* r : batch_owner)
+      finish(*r, StopReason::Error, fmt::format("forward pass failed: {}", e.what()));
     return;
   }
 
@@ -374,7 +454,8 @@ void Scheduler::Impl::step() {
     // Enter newly completed blocks in the prefix cache (the KV holds tokens[0, n_after)).
     if (before[i] / block_tokens != n_after / block_tokens) {
       try {
-        engine.kv_cache().commit(r.kv, std::span<const int32_t>(r.tokens.data(), n_after), r.req.cache_salt);
+        engine.kv_cache().commit(r.kv, std::span<const int32_t>(r.tokens.data(), n_after),
+                                 r.req.cache_salt);
       } catch (const std::exception& e) {
         spdlog::warn("request '{}': caching its KV blocks failed: {}", r.req.id, e.what());
       }
@@ -409,7 +490,8 @@ void Scheduler::Impl::deliver_token(Request& r, float* logits) {
     ++counters.generated_tokens_total;
   }
   const int64_t generated = static_cast<int64_t>(r.tokens.size()) - r.prompt_len;
-  if (std::find(r.req.stop_token_ids.begin(), r.req.stop_token_ids.end(), token) != r.req.stop_token_ids.end()) {
+  if (std::find(r.req.stop_token_ids.begin(), r.req.stop_token_ids.end(), token) !=
+      r.req.stop_token_ids.end()) {
     finish(r, StopReason::Eos);
     return;
   }
@@ -433,7 +515,8 @@ void Scheduler::Impl::deliver_token(Request& r, float* logits) {
 Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opts) : engine_(engine) {
   if (opts.max_running < 1) fail_input("max_running must be at least 1 (got {})", opts.max_running);
   if (opts.max_queue < 0) fail_input("max_queue must be >= 0 (got {})", opts.max_queue);
-  if (opts.prefill_chunk < 1) fail_input("prefill_chunk must be at least 1 (got {})", opts.prefill_chunk);
+  if (opts.prefill_chunk < 1)
+    fail_input("prefill_chunk must be at least 1 (got {})", opts.prefill_chunk);
   impl_ = std::make_unique<Impl>(engine, opts);
   impl_->thread = std::thread([this] { impl_->loop(); });
 }
@@ -455,8 +538,8 @@ bool Scheduler::submit(GenerateRequest request, std::shared_ptr<RequestSink> sin
   r->result.id = request.id;
   r->result.prompt_tokens = static_cast<int64_t>(request.prompt.size());
   r->prompt_len = static_cast<int64_t>(request.prompt.size());
-  std::string error = validation_error(request, s.vocab_size, engine_.max_context(), engine_.pool().capacity(),
-                                       s.block_tokens);
+  std::string error = validation_error(request, s.vocab_size, engine_.max_context(),
+                                       engine_.pool().capacity(), s.block_tokens);
 
   std::unique_lock lock(s.mu);
   if (s.stopping || s.draining || static_cast<int64_t>(s.queue.size()) >= s.opts.max_queue) {
@@ -476,7 +559,8 @@ bool Scheduler::submit(GenerateRequest request, std::shared_ptr<RequestSink> sin
   }
   r->sampler.emplace(request.sampling, request.prompt);
   r->tokens = request.prompt;
-  r->tokens.reserve(request.prompt.size() + static_cast<size_t>(request.max_tokens));  // no regrowth
+  r->tokens.reserve(request.prompt.size() +
+                    static_cast<size_t>(request.max_tokens));  // no regrowth
   r->req = std::move(request);
   r->sink = std::move(sink);
   if (!r->req.id.empty()) s.live[r->req.id] = r.get();
@@ -503,7 +587,8 @@ bool Scheduler::cancel(const std::string& id) {
 void Scheduler::drain(double timeout_seconds) {
   Impl& s = *impl_;
   const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::max(0.0, timeout_seconds)));
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(std::max(0.0, timeout_seconds)));
   std::unique_lock lock(s.mu);
   s.draining = true;
   if (s.finished.wait_until(lock, deadline, [&] { return s.live_count == 0; })) return;

@@ -43,8 +43,10 @@ class KVCacheTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
   std::unique_ptr<Engine> engine(uint64_t ram, uint64_t ssd, int64_t working_blocks = 0, bool enabled = true,
-                                 const std::string& model = kModel, DType kv = DType::F16) {
+                                 const std::string& model = kModel, DType kv = DType::F16,
+                                 uint64_t restore_chunk_bytes = 0) {
     EngineOptions o;
+    if (restore_chunk_bytes > 0) o.cache.restore_chunk_bytes = restore_chunk_bytes;
     o.threads = 2;
     o.kv_dtype = kv;
     o.max_context = 4096;
@@ -297,6 +299,46 @@ TEST_F(KVCacheTest, EvictIdleMovesTheCacheToRam) {
   EXPECT_EQ(bare->kv_cache().evict_idle(), 9);
   run(*bare, p, &hit);
   EXPECT_EQ(hit.tokens, 0);
+}
+
+TEST_F(KVCacheTest, SlowDiskRestoreComputesTheHeadMeanwhile) {
+  auto p = tokens(1000, 21);  // 31 full blocks
+  std::vector<float> cold;
+  uint64_t block = 0;
+  {
+    auto e = engine(0, 1ull << 30);
+    block = e->pool().layout().block_bytes();
+    cold = run(*e, p);
+  }
+  // A disk of 100 ms per 2-block chunk and a model that computes "instantly": the reader takes
+  // the chain from its end while prefill computes it from its start, and they meet.
+  auto e = engine(0, 1ull << 30, 0, true, kModel, DType::F16, 2 * block);
+  e->kv_cache().set_read_delay_for_testing(std::chrono::milliseconds(100));
+  e->set_prefill_tok_s(1e12);
+  KVSequence seq;
+  PrefixHit hit;
+  auto logits = e->prefill_cached(seq, p, &hit, "", 64);
+  e->kv_cache().release(seq);
+  EXPECT_GT(hit.recomputed_tokens, 0);
+  EXPECT_GT(hit.blocks_from[2], 0);
+  EXPECT_EQ(hit.tokens + hit.recomputed_tokens, 992);
+  EXPECT_LT(rel(logits, cold), 1e-5);
+  // The blocks that were computed and those that were read are all cached again.
+  PrefixHit again;
+  auto warm = run(*e, p, &again);
+  EXPECT_EQ(again.tokens, 992);
+  EXPECT_EQ(again.blocks_from[0], 31);
+  EXPECT_LT(rel(warm, cold), 1e-5);
+
+  // With the prefill rate unknown (0), the whole prefix is read.
+  auto e2 = engine(0, 1ull << 30, 0, true, kModel, DType::F16, 2 * block);
+  e2->kv_cache().set_read_delay_for_testing(std::chrono::milliseconds(5));
+  KVSequence s2;
+  PrefixHit h2;
+  e2->prefill_cached(s2, p, &h2, "", 64);
+  e2->kv_cache().release(s2);
+  EXPECT_EQ(h2.recomputed_tokens, 0);
+  EXPECT_EQ(h2.tokens, 992);
 }
 
 TEST_F(KVCacheTest, ClearEmptiesTiers) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "sched/scheduler.h"
@@ -272,6 +273,58 @@ TEST(Scheduler, LongPromptIsPrefilledInChunksWhileAnotherRequestDecodes) {
   EXPECT_GE(std::count(first, last, "token"), 12);
   // And chunking did not change the long request's tokens.
   EXPECT_EQ(long_prompt->tokens, engine->generate_greedy(prompt, 5));
+}
+
+TEST(Scheduler, APrefixReadFromSsdDoesNotStallOtherRequests) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("hwledger-sched-ssd-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  EngineOptions o;
+  o.threads = 2;
+  o.max_context = 512;
+  o.max_kv_bytes = 32ull << 20;
+  o.cache.ssd_bytes = 1ull << 30;
+  o.cache.cache_dir = dir.string();
+  o.load.show_progress = false;
+  Engine engine(testing::demo_model_dir(), o);
+  o.cache.restore_chunk_bytes = 2 * engine.kv_cache().layout().block_bytes();
+  Engine cold(testing::demo_model_dir(), o);  // same options, its own reference
+  const auto prompt = prompt_ids(480, 7);        // 14 full blocks
+  {
+    Scheduler warm(engine, options());
+    run_one(warm, request("warm", prompt, 1));
+  }
+  engine.kv_cache().flush();
+  // A restarted engine with a slow disk: 7 chunks of 2 blocks at 300 ms each.
+  Engine restarted(testing::demo_model_dir(), o);
+  restarted.kv_cache().set_read_delay_for_testing(std::chrono::milliseconds(300));
+  Scheduler s(restarted, options(/*max_running=*/4, /*prefill_chunk=*/16));
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> token_times;
+  auto decoder = std::make_shared<RecordingSink>();
+  Gate decoding;
+  decoder->on_token_hook = [&](const TokenEvent& ev) {
+    {
+      std::lock_guard lock(mu);
+      token_times.push_back(std::chrono::steady_clock::now());
+    }
+    if (ev.index == 0) decoding.open();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // keeps it decoding past the restore
+    return true;
+  };
+  ASSERT_TRUE(s.submit(request("short", prompt_ids(6, 1), 480), decoder));
+  decoding.wait();
+  auto reader = run_one(s, request("long", prompt, 3));
+  ASSERT_TRUE(decoder->wait());
+  EXPECT_EQ(reader->result.cached_tokens, 448);
+  EXPECT_EQ(reader->tokens, cold.generate_greedy(prompt, 3));
+  // The 2.1 s restore ran beside the decoder's steps: no gap of a second between its tokens.
+  double longest_gap = 0;
+  for (size_t i = 1; i < token_times.size(); ++i)
+    longest_gap = std::max(longest_gap, std::chrono::duration<double>(token_times[i] - token_times[i - 1]).count());
+  EXPECT_LT(longest_gap, 1.0);
+  EXPECT_GT(std::chrono::duration<double>(token_times.back() - token_times.front()).count(), 2.1);
+  fs::remove_all(dir);
 }
 
 TEST(Scheduler, StopStringsThroughTheSchedulerAreNeverEmitted) {
