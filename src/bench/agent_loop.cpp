@@ -92,6 +92,7 @@ AgentTurn run_turn(Engine& e, const std::vector<int32_t>& prompt, int64_t gen_to
   t.ttft_seconds = std::chrono::duration<double>(t1 - t0).count();
   t.restored_tokens = hit.tokens;
   t.computed_tokens = t.prompt_tokens - hit.tokens;
+  t.recomputed_tokens = hit.recomputed_tokens;
   for (int i = 0; i < 3; ++i) t.restored_blocks[i] = hit.blocks_from[i];
   t.restore_bytes = hit.bytes_read;
   t.restore_seconds = hit.seconds;
@@ -230,6 +231,7 @@ nlohmann::json AgentLoopReport::to_json() const {
            {"prompt_tokens", t.prompt_tokens},
            {"computed_tokens", t.computed_tokens},
            {"restored_tokens", t.restored_tokens},
+           {"recomputed_tokens", t.recomputed_tokens},
            {"restored_blocks",
             {{"working", t.restored_blocks[0]},
              {"ram", t.restored_blocks[1]},

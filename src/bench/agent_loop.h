@@ -42,6 +42,8 @@ struct AgentLoopOptions {
 struct AgentTurn {
   int64_t session = 0, turn = 0;
   int64_t prompt_tokens = 0, computed_tokens = 0, restored_tokens = 0;
+  int64_t recomputed_tokens =
+      0;  // of computed_tokens: cached on SSD, computed while the rest was read
   int64_t restored_blocks[3] = {0, 0, 0};  // working, ram, ssd
   uint64_t restore_bytes = 0;
   double restore_seconds = 0, ttft_seconds = 0, decode_tok_s = 0;

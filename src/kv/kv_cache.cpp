@@ -497,15 +497,20 @@ int64_t PrefixRestore::claim(int64_t want, double compute_tok_s, bool wait_for_r
   else if (S.bytes == 0)
     return 0;
   if (S.reader_done) return 0;
-  const int64_t limit = std::min(S.low, S.e);
-  const int64_t g = std::min(g_max, limit - S.boundary);
-  if (g <= 0) return 0;
-  const double rate = static_cast<double>(S.bytes) / std::max(S.reader_seconds, 1e-6);  // bytes/s
-  const double read_rest = static_cast<double>(S.ssd_between(S.boundary + g, S.low)) *
-                           static_cast<double>(SsdBlockHeader::kBytes + S.I->layout.block_bytes()) /
-                           rate;
-  const double compute = static_cast<double>(g * S.bt) / compute_tok_s;
-  if (read_rest < compute) return 0;  // the disk is done first: wait for it instead
+  // The reader has `rem` SSD blocks left down to our boundary. Computing g of them (from the
+  // boundary up) while it reads the rest ends when the slower of the two does; the split that
+  // ends both together is rem * c / (c + r), in blocks per second each.
+  const int64_t rem = S.ssd_between(S.boundary, S.low);
+  const int64_t avail = std::min(S.low, S.e) - S.boundary;  // claimable: SSD blocks not yet taken
+  if (rem <= 0 || avail <= 0) return 0;
+  const double file_bytes = static_cast<double>(SsdBlockHeader::kBytes + S.I->layout.block_bytes());
+  const double read_bps =
+      static_cast<double>(S.bytes) / file_bytes / std::max(S.reader_seconds, 1e-6);
+  const double compute_bps = compute_tok_s / static_cast<double>(S.bt);
+  const double balance = static_cast<double>(rem) * compute_bps / (compute_bps + read_bps);
+  const int64_t g = std::min({g_max, avail, std::max<int64_t>(1, static_cast<int64_t>(balance))});
+  if (static_cast<double>(g) / compute_bps >= static_cast<double>(rem) / read_bps)
+    return 0;  // the disk is done first: wait for it instead
   S.boundary += g;
   return g * S.bt;
 }
