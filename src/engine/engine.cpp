@@ -56,6 +56,32 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& opts) {
   cache_opts_.device = opts.device;
   cache_opts_.device_index = opts.device_index;
   restart_kv_cache();
+  if (opts.device == Device::CUDA) warm_up();
+}
+
+void Engine::warm_up() {
+  // Two prefills of 512 tokens: the first pays the one-time costs (module loading, cuBLAS's
+  // choices) that the first request would otherwise pay, the second measures the prefill rate
+  // so that a restore from the SSD tier right after a restart can already be split.
+  const int64_t n = std::min<int64_t>(512, max_context_ - 1);
+  if (n < 128) return;
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>(i % config().vocab_size);
+  for (int pass = 0; pass < 2; ++pass) {
+    KVSequence seq;
+    try {
+      BatchItem item{&seq, ids, BatchItem::Logits::Last};
+      const auto t0 = std::chrono::steady_clock::now();
+      runner_->forward(std::span<BatchItem>(&item, 1));
+      if (pass == 1)
+        note_prefill(n,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    } catch (const std::exception&) {
+      kv_->release(seq);
+      return;  // a warm-up is never worth failing a start for
+    }
+    kv_->release(seq);
+  }
 }
 
 std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32_t> prompt,

@@ -68,6 +68,8 @@ class Engine {
   double prefill_tok_s() const { return prefill_tok_s_; }
   void set_prefill_tok_s(double v) { prefill_tok_s_ = v; }
   void note_prefill(int64_t tokens, double seconds);
+  // On a GPU, called at load: two dummy prefills (one-time costs paid, prefill rate measured).
+  void warm_up();
 
   // Greedy decoding of `n` tokens after `prompt` in a fresh sequence; on_token is called
   // with each new token as soon as it is chosen (return false to stop early). Tokens in
