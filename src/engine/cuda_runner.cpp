@@ -233,7 +233,7 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
     q_ = cuda::make_device(dev, T * Q * 4);
     attn_ = cuda::make_device(dev, T * Q * 4);
     gu_ = cuda::make_device(dev, T * std::max(2 * F, H) * 4);  // also the guarded down product
-    rscale_ = cuda::make_device(dev, T * 4);
+    rscale_ = cuda::make_device(dev, T * 8);  // scales + swiglu_scaled's workspace
     act_f_ = cuda::make_device(dev, T * F * 4);
     seln_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * H * 4);
     logits_d_ = cuda::make_device(dev, std::max<int64_t>(rows, 1) * V * 4);
@@ -254,7 +254,7 @@ void CudaRunner::ensure_workspace(int64_t T, int64_t rows, size_t staging) {
     cap_rows_ = rows;
     workspace_bytes_ =
         static_cast<uint64_t>(T * H * 8 + T * (Q + 2 * KV) * 4 + T * Q * 8 +
-                              T * std::max(2 * F, H) * 4 + T * 4 +
+                              T * std::max(2 * F, H) * 4 + T * 8 +
                               T * F * 4 + rows * H * 4 + rows * V * 4 + rows * 4) +
         cap_hilo_ + cap_pair_;
   }

@@ -97,7 +97,7 @@ class CudaRunner {
   int64_t cap_T_ = 0, cap_rows_ = 0;
   size_t cap_staging_ = 0;
   cuda::DevicePtr x_, h_, qkv_, q_, attn_, gu_, act_f_, seln_, logits_d_, ids_d_, staging_d_;
-  cuda::DevicePtr rscale_;       // f32 [T]: the guarded down input's per-row scales
+  cuda::DevicePtr rscale_;       // f32 [2T]: the guarded down input's per-row scales, workspace
   cuda::DevicePtr hilo_, pair_;  // product(): the hi/lo rows and the two f32 results
   size_t cap_hilo_ = 0, cap_pair_ = 0;
   void* staging_h_ = nullptr;  // pinned

@@ -315,7 +315,7 @@ TEST_F(CudaOps, SwigluScaledGuardsF16OverflowAndMatchesCpu) {
       }
     float* gud = up(gu);
     void* o16 = poisoned(T * F * 2);
-    float* scale = static_cast<float*>(poisoned(T * 4));
+    float* scale = static_cast<float*>(poisoned(T * 8));
     cuda::swiglu_scaled(gud, gud + F, 2 * F, o16, DType::F16, scale, T, F, *cx);
     std::vector<uint16_t> oh = down<uint16_t>(o16, T * F);
     std::vector<float> sc = down<float>(scale, T);

@@ -179,9 +179,10 @@ void rope(float* x, int64_t T, int64_t n_heads, int64_t hd, int64_t ldx, const f
 void swiglu(const float* gate, const float* up, int64_t ld_in, void* out, DType ot, int64_t T,
             int64_t F, Context& ctx);
 // The f16 down-projection input, guarded against f16 overflow: out[T, F] (ot) = v / scale[t]
-// with v = silu(gate) * up and scale[t] (f32 [T]) = 2^k, the least k >= 0 such that every
-// |v| / 2^k of row t is <= 2^14 (k = 0 for rows under 2^14). Power-of-two scales are exact, so
-// the product of out's row t, times scale[t], is the product of v (add_scaled_rms_norm).
+// with v = silu(gate) * up and scale[t] = 2^k, the least k >= 0 such that every |v| / 2^k of
+// row t is <= 2^14 (k = 0 for rows under 2^14). Power-of-two scales are exact, so the product of
+// out's row t, times scale[t], is the product of v (add_scaled_rms_norm). scale: f32 [2T], the
+// second half workspace (the rows' amax).
 void swiglu_scaled(const float* gate, const float* up, int64_t ld_in, void* out, DType ot,
                    float* scale, int64_t T, int64_t F, Context& ctx);
 // x[M, D] += scale[m] · y[m] (scale null: 1) + bias (f32 [D] or null), written back; then with

@@ -73,85 +73,67 @@ __global__ void swiglu_kernel(const float* __restrict__ gate, const float* __res
   }
 }
 
-// The f16 down-projection input with its overflow guard: one block per row t computes
-// v = silu(gate) * up for the row's F values (kept in registers: N per thread), the row's
-// amax, and s = 2^k, the least k >= 0 with amax / 2^k <= 2^14 (kSwigluLimit); writes v / s in
-// O (exact but for f16 subnormals: a power of two) and s to scale[t]. The product's consumer
-// multiplies the row back by s (add_scaled_rms_norm). amax NaN-blind (fmaxf), and an infinite
-// amax leaves s = 1: non-finite values propagate as they would in f32, never made up.
+// The f16 down-projection input with its overflow guard, in two launches. swiglu_amax_kernel
+// (the plain SwiGLU's grid: chunks of a row per block) writes v = silu(gate) * up rounded to O
+// and the row's amax (atomicMax on the float's bits: |v| >= 0 orders as an integer; NaN-blind).
+// swiglu_fix_kernel then sets scale[t] = s = 2^k, the least k >= 0 with amax / 2^k <= 2^14
+// (kSwigluLimit), and only in rows with s > 1 (rare: "massive activations") recomputes v / s
+// over the stored f16 (exact but for f16 subnormals: s is a power of two). An infinite amax
+// leaves s = 1: non-finite values propagate as they would in f32, never made up.
 constexpr float kSwigluLimit = 16384.0f;
 
 __device__ __forceinline__ float pow2_scale_for(float amax) {
   if (!(amax > kSwigluLimit) || isinf(amax)) return 1.0f;
   int e;
-  frexpf(amax, &e);  // amax < 2^e
+  frexpf(amax, &e);             // amax < 2^e
   return ldexpf(1.0f, e - 14);  // amax / s < 2^14
 }
 
-template <int kThreads>
-__device__ float block_max(float v, float* red) {
-  v = warp_max(v);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = warp_max(lane < kThreads / 32 ? red[lane] : 0.0f);
-  __syncthreads();
-  return v;
-}
-
-constexpr int kSwigluThreads = 1024;
-
-template <typename O, int N>
-__global__ __launch_bounds__(kSwigluThreads) void swiglu_scaled_kernel(
-    const float* __restrict__ gate, const float* __restrict__ up, int64_t ld_in,
-    O* __restrict__ out, float* __restrict__ scale, int64_t F) {
+template <typename O>
+__global__ void swiglu_amax_kernel(const float* __restrict__ gate, const float* __restrict__ up,
+                                   int64_t ld_in, O* __restrict__ out, unsigned* __restrict__ amax,
+                                   int64_t F) {
   __shared__ float red[32];
-  const int64_t t = blockIdx.x;
+  const int64_t t = blockIdx.y;
   const float* g = gate + t * ld_in;
   const float* u = up + t * ld_in;
-  float v[N];
-  float amax = 0.0f;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kSwigluThreads;
-    v[j] = 0.0f;
-    if (i < F) {
+  float m = 0.0f;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < F;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float a = g[i];
+    const float v = a / (1.0f + __expf(-a)) * u[i];
+    out[t * F + i] = from_f32<O>(v);
+    m = fmaxf(m, fabsf(v));
+  }
+  m = warp_max(m);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  if (warp == 0) {
+    m = warp_max(lane < blockDim.x / 32 ? red[lane] : 0.0f);
+    if (lane == 0 && m > kSwigluLimit) atomicMax(amax + t, __float_as_uint(m));
+  }
+}
+
+// Blocks stride over rows (a grid of one block per row chunk would launch T * F / 256 blocks
+// that nearly all exit at once: a third of a millisecond at T = 8192).
+template <typename O>
+__global__ void swiglu_fix_kernel(const float* __restrict__ gate, const float* __restrict__ up,
+                                  int64_t ld_in, O* __restrict__ out,
+                                  const unsigned* __restrict__ amax, float* __restrict__ scale,
+                                  int64_t T, int64_t F) {
+  for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+    const float s = pow2_scale_for(__uint_as_float(amax[t]));  // block-uniform
+    if (threadIdx.x == 0) scale[t] = s;
+    if (s == 1.0f) continue;
+    const float inv = 1.0f / s;  // exact: a power of two
+    const float* g = gate + t * ld_in;
+    const float* u = up + t * ld_in;
+    for (int64_t i = threadIdx.x; i < F; i += blockDim.x) {
       const float a = g[i];
-      v[j] = a / (1.0f + __expf(-a)) * u[i];
-      amax = fmaxf(amax, fabsf(v[j]));
+      out[t * F + i] = from_f32<O>(a / (1.0f + __expf(-a)) * u[i] * inv);
     }
   }
-  const float s = pow2_scale_for(block_max<kSwigluThreads>(amax, red));
-  const float inv = 1.0f / s;  // exact: a power of two
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * kSwigluThreads;
-    if (i < F) out[t * F + i] = from_f32<O>(v[j] * inv);
-  }
-  if (threadIdx.x == 0) scale[t] = s;
-}
-
-// Rows wider than the register version holds: two passes over the row (the second from cache).
-template <typename O>
-__global__ __launch_bounds__(kSwigluThreads) void swiglu_scaled_wide_kernel(
-    const float* __restrict__ gate, const float* __restrict__ up, int64_t ld_in,
-    O* __restrict__ out, float* __restrict__ scale, int64_t F) {
-  __shared__ float red[32];
-  const int64_t t = blockIdx.x;
-  const float* g = gate + t * ld_in;
-  const float* u = up + t * ld_in;
-  float amax = 0.0f;
-  for (int64_t i = threadIdx.x; i < F; i += kSwigluThreads) {
-    const float a = g[i];
-    amax = fmaxf(amax, fabsf(a / (1.0f + __expf(-a)) * u[i]));
-  }
-  const float s = pow2_scale_for(block_max<kSwigluThreads>(amax, red));
-  const float inv = 1.0f / s;
-  for (int64_t i = threadIdx.x; i < F; i += kSwigluThreads) {
-    const float a = g[i];
-    out[t * F + i] = from_f32<O>(a / (1.0f + __expf(-a)) * u[i] * inv);
-  }
-  if (threadIdx.x == 0) scale[t] = s;
 }
 
 // x[m] += s[m] * y[m] (+ bias), written back; then (w given) out[m] = rms_norm(x[m]) · w.
@@ -299,21 +281,16 @@ void swiglu(const float* gate, const float* up, int64_t ld_in, void* out, DType 
 void swiglu_scaled(const float* gate, const float* up, int64_t ld_in, void* out, DType ot,
                    float* scale, int64_t T, int64_t F, Context& ctx) {
   if (T == 0) return;
+  // The row amaxes (float bits) in scale[T, 2T), the fix-up's input.
+  auto* amax = reinterpret_cast<unsigned*>(scale + T);
+  CUDA_CHECK(cudaMemsetAsync(amax, 0, static_cast<size_t>(T) * 4, stream_of(ctx)));
   dispatch_float(ot, "swiglu_scaled", [&]<typename O>() {
     O* o = static_cast<O*>(out);
-    const unsigned grid = static_cast<unsigned>(T);
-    cudaStream_t st = stream_of(ctx);
-    const int64_t per = (F + kSwigluThreads - 1) / kSwigluThreads;
-    if (per <= 4)
-      swiglu_scaled_kernel<O, 4><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
-    else if (per <= 8)
-      swiglu_scaled_kernel<O, 8><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
-    else if (per <= 16)
-      swiglu_scaled_kernel<O, 16><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
-    else if (per <= 32)
-      swiglu_scaled_kernel<O, 32><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
-    else
-      swiglu_scaled_wide_kernel<O><<<grid, kSwigluThreads, 0, st>>>(gate, up, ld_in, o, scale, F);
+    const dim3 grid(grid_1d(F, 256), static_cast<unsigned>(T));
+    swiglu_amax_kernel<O><<<grid, 256, 0, stream_of(ctx)>>>(gate, up, ld_in, o, amax, F);
+    CUDA_LAUNCH_CHECK();
+    swiglu_fix_kernel<O><<<static_cast<unsigned>(std::min<int64_t>(T, 264)), 256, 0,
+                           stream_of(ctx)>>>(gate, up, ld_in, o, amax, scale, T, F);
   });
   CUDA_LAUNCH_CHECK();
 }
