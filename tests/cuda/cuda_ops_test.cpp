@@ -168,8 +168,8 @@ TEST_F(CudaOps, GemvF32WithFusedNormMatchesCpu) {
           Tensor yc(ref.data(), DType::F32, {s.M, s.N});
           ops::matmul(norm ? hc : xc, wc, nullptr, yc, acc, cpu);
           float* y = acc ? up(y0) : static_cast<float*>(poisoned(s.M * s.N * 4));
-          ASSERT_TRUE(cuda::gemv_f32(up(x), norm ? up(g) : nullptr, 1e-6f, up(wq), wt, y, s.M,
-                                     s.N, s.K, s.N, acc, *cx));
+          ASSERT_TRUE(cuda::gemv_f32(up(x), norm ? up(g) : nullptr, 1e-6f, up(wq), wt, y, s.M, s.N,
+                                     s.K, s.N, acc, *cx));
           EXPECT_LT(rel_l2(down<float>(y, s.M * s.N), ref), 1e-5)
               << dtype_name(wt) << " " << s.M << "x" << s.N << "x" << s.K << " norm " << norm
               << " acc " << acc;
@@ -186,8 +186,8 @@ TEST_F(CudaOps, GemvF32WithFusedNormMatchesCpu) {
           sref[m * F + n] = a / (1.0f + std::exp(-a)) * b;
         }
       void* o = poisoned(s.M * F * 4);
-      ASSERT_TRUE(cuda::gemv_swiglu_f32(up(x), up(g), 1e-6f, up(wq), wt, o, DType::F32, s.M, F,
-                                        s.K, *cx));
+      ASSERT_TRUE(
+          cuda::gemv_swiglu_f32(up(x), up(g), 1e-6f, up(wq), wt, o, DType::F32, s.M, F, s.K, *cx));
       EXPECT_LT(rel_l2(down<float>(o, s.M * F), sref), 1e-5) << "swiglu f32 " << s.M;
       void* o16 = poisoned(s.M * F * 2);
       ASSERT_TRUE(
@@ -339,7 +339,7 @@ TEST_F(CudaOps, SwigluScaledGuardsF16OverflowAndMatchesCpu) {
       }
     }
     EXPECT_LT(rel_l2(back, sref), 1e-3);  // f16 rounding: about 3e-4
-    for (int64_t t = 0; t < T; ++t) {  // and per row (a scaled row keeps its relative precision)
+    for (int64_t t = 0; t < T; ++t) {     // and per row (a scaled row keeps its relative precision)
       std::vector<float> a(back.begin() + t * F, back.begin() + (t + 1) * F),
           b(sref.begin() + t * F, sref.begin() + (t + 1) * F);
       EXPECT_LT(rel_l2(a, b), 1e-3) << "row " << t;
@@ -383,7 +383,8 @@ TEST_F(CudaOps, SwigluScaledGuardsF16OverflowAndMatchesCpu) {
     void* o16u = poisoned(T * F * 2);
     cuda::swiglu(gud, gud + F, 2 * F, o16u, DType::F16, T, F, *cx);
     std::vector<uint16_t> ou = down<uint16_t>(o16u, T * F);
-    EXPECT_TRUE(std::any_of(ou.begin(), ou.end(), [](uint16_t b) { return (b & 0x7c00) == 0x7c00; }));
+    EXPECT_TRUE(
+        std::any_of(ou.begin(), ou.end(), [](uint16_t b) { return (b & 0x7c00) == 0x7c00; }));
   }
 }
 
@@ -617,6 +618,165 @@ std::string first_difference(const KVLayout& L, const std::vector<uint8_t>& cpu,
            "): CPU " + std::to_string(cpu[i]) + ", GPU " + std::to_string(gpu[i]);
   }
   return "";
+}
+
+// The fused attention epilogue for 16-bit and f32 KV against a plain CPU reference on random
+// inputs: bias, per-head RMSNorm of q and k (Qwen3) or none, rotate-half RoPE at random angles,
+// q written out, k and v stored into the paged cache (compared through the CPU kv_store's bytes,
+// decoded, to within a rounding of the KV type). Head dims 64/128/80 (partial lanes), GQA,
+// two sequences in one batch at different positions, 5-row tails past the 8-row blocks.
+TEST_F(CudaOps, QkvFinishMatchesCpu) {
+  struct Shape {
+    int64_t nkv, group, hd, pos0a, ta, pos0b, tb;
+    bool norms, bias;
+    DType kv;
+  };
+  const Shape shapes[] = {
+      {8, 4, 128, 0, 37, 100, 1, true, false, DType::F16},
+      {8, 4, 128, 3, 13, 0, 64, false, true, DType::BF16},
+      {2, 2, 64, 31, 5, 0, 9, true, true, DType::F32},
+      {1, 3, 80, 0, 21, 7, 3, false, false, DType::BF16},
+      {4, 1, 128, 64, 64, 1, 1, true, true, DType::F16},
+  };
+  for (const Shape& sh : shapes) {
+    const std::string name = "nkv" + std::to_string(sh.nkv) + " g" + std::to_string(sh.group) +
+                             " hd" + std::to_string(sh.hd) + " " + std::string(dtype_name(sh.kv));
+    SCOPED_TRACE(name);
+    KVLayout L;
+    L.n_layers = 2;
+    L.n_kv_heads = sh.nkv;
+    L.head_dim = sh.hd;
+    L.block_tokens = 32;
+    L.dtype = sh.kv;
+    const int64_t layer = 1, nh = sh.nkv * sh.group, hd = sh.hd, half = hd / 2, W = sh.nkv * hd;
+    const int64_t Q = nh * hd, ld = Q + 2 * W + 3;  // a row stride wider than the row
+    const int64_t pos0[2] = {sh.pos0a, sh.pos0b}, len[2] = {sh.ta, sh.tb};
+    const int64_t T = sh.ta + sh.tb;
+    BlockPool hp(L, 16), dp(L, 16, Device::CUDA, 0);
+    KVSequence hs[2], ds[2];
+    for (int q = 0; q < 2; ++q) {
+      reserve_tokens(hp, hs[q], pos0[q] + len[q]);
+      reserve_tokens(dp, ds[q], pos0[q] + len[q]);
+    }
+    auto qkv = randn(T * ld), bias = randn(Q + 2 * W, 0.5f), qn = randn(hd, 0.3f),
+         kn = randn(hd, 0.3f);
+    for (auto& w : qn) w += 1.0f;
+    for (auto& w : kn) w += 1.0f;
+    std::vector<float> cs(T * half), sn(T * half);
+    std::uniform_real_distribution<float> angle(-3.14159f, 3.14159f);
+    for (int64_t i = 0; i < T * half; ++i) {
+      const float t = angle(rng);
+      cs[i] = std::cos(t);
+      sn[i] = std::sin(t);
+    }
+    // Reference: q [T, Q], k and v [T, W] in f32.
+    std::vector<float> qr(T * Q), kr(T * W), vr(T * W);
+    for (int64_t r = 0; r < T; ++r)
+      for (int64_t j = 0; j < nh + 2 * sh.nkv; ++j) {
+        std::vector<float> x(hd);
+        for (int64_t d = 0; d < hd; ++d)
+          x[d] = qkv[r * ld + j * hd + d] + (sh.bias ? bias[j * hd + d] : 0.0f);
+        const bool is_q = j < nh, is_k = !is_q && j < nh + sh.nkv;
+        if (sh.norms && (is_q || is_k)) {
+          double ss = 0;
+          for (float v : x) ss += double(v) * v;
+          const float rs = 1.0f / std::sqrt(static_cast<float>(ss / hd) + 1e-6f);
+          for (int64_t d = 0; d < hd; ++d) x[d] *= rs * (is_q ? qn : kn)[d];
+        }
+        if (is_q || is_k)
+          for (int64_t i = 0; i < half; ++i) {
+            const float c = cs[r * half + i], s = sn[r * half + i], a = x[i], b = x[i + half];
+            x[i] = a * c - b * s;
+            x[i + half] = b * c + a * s;
+          }
+        float* dst = is_q   ? &qr[r * Q + j * hd]
+                     : is_k ? &kr[r * W + (j - nh) * hd]
+                            : &vr[r * W + (j - nh - sh.nkv) * hd];
+        std::copy(x.begin(), x.end(), dst);
+      }
+    for (int q = 0, r0 = 0; q < 2; r0 += static_cast<int>(len[q]), ++q) {
+      if (len[q] == 0) continue;
+      Tensor kc(kr.data() + r0 * W, DType::F32, {len[q], W}),
+          vc(vr.data() + r0 * W, DType::F32, {len[q], W});
+      PagedKVView hv = hs[q].view(hp, layer);
+      ops::kv_store(kc, vc, pos0[q], hv, cpu);
+    }
+    // The GPU: both sequences in one batch.
+    std::vector<int32_t> idx = {0, static_cast<int32_t>(sh.ta), static_cast<int32_t>(T),
+                                static_cast<int32_t>(sh.pos0a), static_cast<int32_t>(sh.pos0b)};
+    std::vector<int32_t> rows(T);
+    for (int64_t r = 0; r < T; ++r) rows[r] = r < sh.ta ? 0 : 1;
+    const int width = static_cast<int>(std::max(ds[0].blocks.size(), ds[1].blocks.size()));
+    std::vector<uint8_t*> table(2 * width, nullptr);
+    for (int q = 0; q < 2; ++q)
+      for (size_t i = 0; i < ds[q].block_ptrs.size(); ++i)
+        table[q * width + i] = ds[q].block_ptrs[i];
+    cuda::PagedBatch b;
+    cuda::set_geometry(b, L, layer);
+    b.n_seqs = 2;
+    b.n_rows = T;
+    b.max_new = static_cast<int>(std::max(sh.ta, sh.tb));
+    b.max_ctx = static_cast<int>(std::max(sh.pos0a + sh.ta, sh.pos0b + sh.tb));
+    int32_t* di = up(idx);
+    b.q_start = di;
+    b.pos0 = di + 3;
+    b.row_seq = up(rows);
+    b.blocks = up(table);
+    b.table_width = width;
+    float* q_out = static_cast<float*>(poisoned(T * Q * 4));
+    cuda::qkv_finish(up(qkv), ld, sh.bias ? up(bias) : nullptr, sh.norms ? up(qn) : nullptr,
+                     sh.norms ? up(kn) : nullptr, 1e-6f, up(cs), up(sn), nh, q_out, b, *cx);
+    const auto qg = down<float>(q_out, T * Q);
+    double worst = 0;
+    for (int64_t i = 0; i < T * Q; ++i)
+      worst = std::max(worst, std::fabs(double(qg[i]) - qr[i]) / (1.0 + std::fabs(qr[i])));
+    EXPECT_LT(worst, 1e-5) << "q";
+    // K and V of the written positions, decoded from both caches.
+    const double tol = sh.kv == DType::F32 ? 1e-5 : sh.kv == DType::F16 ? 2e-3 : 1.6e-2;
+    auto decode = [&](const uint8_t* p, size_t i) -> float {
+      uint16_t h;
+      switch (sh.kv) {
+        case DType::F32: {
+          float f;
+          std::memcpy(&f, p + 4 * i, 4);
+          return f;
+        }
+        case DType::F16:
+          std::memcpy(&h, p + 2 * i, 2);
+          return f16_to_f32(h);
+        default:
+          std::memcpy(&h, p + 2 * i, 2);
+          return bf16_to_f32(h);
+      }
+    };
+    const size_t esz = dtype_size(sh.kv);
+    int64_t bad = 0;
+    std::string first;
+    for (int q = 0; q < 2; ++q)
+      for (int64_t t = pos0[q]; t < pos0[q] + len[q]; ++t) {
+        const int64_t blk = t / 32, off = t % 32;
+        const auto hb = std::vector<uint8_t>(
+            hp.data(hs[q].blocks[blk]) + L.k_offset(layer),
+            hp.data(hs[q].blocks[blk]) + L.k_offset(layer) + 2 * L.slab_bytes());
+        const auto db =
+            down<uint8_t>(dp.data(ds[q].blocks[blk]) + L.k_offset(layer), 2 * L.slab_bytes());
+        for (int64_t h = 0; h < sh.nkv; ++h)
+          for (int64_t d = 0; d < hd; ++d)
+            for (int kv = 0; kv < 2; ++kv) {
+              const size_t head = kv * L.slab_bytes() + h * L.head_bytes();
+              const size_t i = kv == 0 ? d * 32 + off : off * hd + d;  // K transposed, V rows
+              const float c = decode(hb.data() + head, i), g = decode(db.data() + head, i);
+              if (!(std::fabs(double(c) - g) <= tol * (1.0 + std::fabs(c)))) {
+                if (bad++ == 0)
+                  first = std::string(kv ? "V" : "K") + " seq " + std::to_string(q) + " pos " +
+                          std::to_string(t) + " head " + std::to_string(h) + " dim " +
+                          std::to_string(d) + ": CPU " + std::to_string(c) + ", GPU " +
+                          std::to_string(g);
+              }
+            }
+      }
+    EXPECT_EQ(bad, 0) << first;
+  }
 }
 
 // fp8 (e4m3 + f16 group scales) KV on the GPU against the CPU's fp8 path on fresh random inputs:
