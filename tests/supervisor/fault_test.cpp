@@ -185,7 +185,18 @@ class ServeTest : public ::testing::Test {
     }
     return true;
   }
-  bool http_served() { return serve_->log().find("serving HTTP for") != std::string::npos; }
+  // The engine logs whether it serves HTTP once it holds the socket. That line and the
+  // supervisor's "engine ready" come from two processes, in either order: wait for it.
+  bool http_served() {
+    wait_until(
+        [&] {
+          const std::string log = serve_->log();
+          return log.find("serving HTTP for") != std::string::npos ||
+                 log.find("this build has no HTTP server") != std::string::npos;
+        },
+        30);
+    return serve_->log().find("serving HTTP for") != std::string::npos;
+  }
 
   void stop_and_expect_exit(int code, double timeout_s = 30) {
     serve_->signal(SIGTERM);
