@@ -33,28 +33,24 @@ void close_fd(int& fd) {
 
 // Only async-signal-safe calls from here on (we are in the forked child of a threaded process).
 [[noreturn]] void exec_child(const char* program, char* const* argv, char* const* envp,
-                             pid_t parent, int in_fd, int out_fd, int err_fd, int pass_fd,
-                             int pass_fd4) {
+                             pid_t parent, int in_fd, int out_fd, int err_fd, const int* pass,
+                             int n_pass) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
   // Pipe ends are >= 3 (0-2 are open in the supervisor); dup2 clears close-on-exec.
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(127);
-  // Out of the way of fd 3 first; F_DUPFD's copy is not close-on-exec.
-  if (pass_fd4 >= 0 && pass_fd4 != 4 && (pass_fd4 = ::fcntl(pass_fd4, F_DUPFD, 5)) < 0)
-    ::_exit(127);
-  if (pass_fd >= 0) {
-    if (pass_fd == 3) {
-      ::fcntl(3, F_SETFD, 0);
-    } else if (::dup2(pass_fd, 3) < 0) {
-      ::_exit(127);
-    }
-  }
-  if (pass_fd4 == 4) {
-    ::fcntl(4, F_SETFD, 0);
-  } else if (pass_fd4 >= 0) {
-    if (::dup2(pass_fd4, 4) < 0) ::_exit(127);
-    ::close(pass_fd4);  // the temporary copy
+  // Every passed descriptor first moves above the target numbers (a source may sit on another's
+  // target), then into place; F_DUPFD's copies are not close-on-exec. At most 16 (checked by
+  // spawn_child before the fork).
+  int tmp[16];
+  const int top = child_fd(n_pass);
+  for (int i = 0; i < n_pass; ++i)
+    if (pass[i] >= 0 && (tmp[i] = ::fcntl(pass[i], F_DUPFD, top)) < 0) ::_exit(127);
+  for (int i = 0; i < n_pass; ++i) {
+    if (pass[i] < 0) continue;
+    if (::dup2(tmp[i], child_fd(i)) < 0) ::_exit(127);
+    ::close(tmp[i]);
   }
   sigset_t none;
   sigemptyset(&none);
@@ -70,6 +66,8 @@ void close_fd(int& fd) {
 
 Child spawn_child(const ChildSpec& spec) {
   HW_CHECK(!spec.argv.empty(), "spawn_child: empty argv");
+  HW_CHECK(spec.pass_fds.size() <= 16, "spawn_child: {} descriptors to pass, at most 16",
+           spec.pass_fds.size());
   // Everything the child needs is built before fork: no allocation after it.
   std::vector<char*> argv;
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -98,7 +96,7 @@ Child spawn_child(const ChildSpec& spec) {
   }
   if (pid == 0)
     exec_child(spec.program.c_str(), argv.data(), envp.data(), parent, in.read, out.write,
-               err.write, spec.pass_fd, spec.pass_fd4);
+               err.write, spec.pass_fds.data(), static_cast<int>(spec.pass_fds.size()));
   close_fd(in.read);
   close_fd(out.write);
   close_fd(err.write);

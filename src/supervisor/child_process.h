@@ -1,5 +1,6 @@
-// Starting the engine child: fork + exec with its stdin/stdout/stderr on pipes and up to two
-// inherited descriptors (the HTTP listening socket as fd 3, the connection reports as fd 4).
+// Starting the engine child: fork + exec with its stdin/stdout/stderr on pipes and inherited
+// descriptors numbered from 3 (the supervisor passes the HTTP listening socket and the
+// connection reports).
 // Everything else the supervisor holds is close-on-exec, so the child inherits nothing by accident.
 #pragma once
 #include <sys/types.h>
@@ -13,9 +14,14 @@ struct ChildSpec {
   std::string program;            // path for execv (e.g. /proc/self/exe)
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> env;   // NAME=value pairs added to (or replacing in) the environment
-  int pass_fd = -1;               // becomes fd 3 in the child (-1: none)
-  int pass_fd4 = -1;              // becomes fd 4 in the child (-1: none)
+  // Descriptors the child inherits: pass_fds[i] becomes fd child_fd(i) = 3 + i (-1: that
+  // number stays closed).
+  std::vector<int> pass_fds;
 };
+
+constexpr int child_fd(int index) {
+  return 3 + index;
+}
 
 struct Child {
   pid_t pid = -1;

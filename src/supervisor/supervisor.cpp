@@ -197,11 +197,13 @@ void Supervisor::Impl::start_engine(double now) {
   restart_at_.reset();
   ChildSpec spec;
   spec.program = options_.engine_program;
+  // Inherited descriptors: the listening socket and the connection reports (ConnectionGuard).
+  constexpr int kListen = 0, kConnWatch = 1;
   spec.argv = {"hwledger",
                "engine",
                "--stdio",
                "--listen-fd",
-               "3",
+               std::to_string(child_fd(kListen)),
                "--host",
                options_.host,
                "--port",
@@ -209,14 +211,15 @@ void Supervisor::Impl::start_engine(double now) {
                "--drain-timeout",
                fmt::format("{}", options_.grace_s),
                "--conn-watch-fd",
-               "4"};
+               std::to_string(child_fd(kConnWatch))};
   spec.argv.insert(spec.argv.end(), options_.engine_args.begin(), options_.engine_args.end());
   spec.env = options_.engine_env;
-  spec.pass_fd = listen_fd_;
   Engine engine;
   try {
     engine.guard = std::make_unique<ConnectionGuard>();
-    spec.pass_fd4 = engine.guard->child_end();
+    spec.pass_fds.assign(2, -1);
+    spec.pass_fds[kListen] = listen_fd_;
+    spec.pass_fds[kConnWatch] = engine.guard->child_end();
     engine.child = spawn_child(spec);
     engine.guard->close_child_end();
   } catch (const std::exception& e) {

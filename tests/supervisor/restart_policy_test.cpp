@@ -1,5 +1,6 @@
 // The supervisor's restart policy and its process plumbing (no engine involved).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -113,7 +114,7 @@ TEST(SpawnChild, PipesFd3EnvironmentAndProcessGroup) {
                "grep SigBlk /proc/self/status; set -- $(cat /proc/$$/stat); echo \"pgid:$5\"; echo "
                "oops >&2"};
   spec.env = {"HWLEDGER_TEST_VALUE=42"};
-  spec.pass_fd = sock;
+  spec.pass_fds = {sock};
   Child child = spawn_child(spec);
   ASSERT_EQ(::write(child.stdin_fd, "hello\n", 6), 6);
   std::string out = read_all(child.stdout_fd);
@@ -131,6 +132,37 @@ TEST(SpawnChild, PipesFd3EnvironmentAndProcessGroup) {
   EXPECT_NE(out.find("SigBlk:\t0000000000000000"), std::string::npos) << out;
   EXPECT_NE(out.find("pgid:" + std::to_string(child.pid)), std::string::npos) << out;
   EXPECT_EQ(err, "oops\n");
+}
+
+// Several descriptors arrive in order from fd 3 (the supervisor passes the listening socket and
+// the connection reports), whatever numbers they had here.
+TEST(SpawnChild, PassedDescriptorsArriveInOrderFrom3) {
+  int a[2], b[2];
+  ASSERT_EQ(::pipe2(a, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(b, O_CLOEXEC), 0);
+  // In order, then with the write end passed first.
+  for (bool swapped : {false, true}) {
+    ChildSpec spec;
+    spec.program = "/bin/sh";
+    spec.argv = {"sh", "-c",
+                 swapped ? "read x <&4; echo \"$x-back\" >&3" : "read x <&3; echo \"$x-back\" >&4"};
+    spec.pass_fds = swapped ? std::vector<int>{b[1], a[0]} : std::vector<int>{a[0], b[1]};
+    ASSERT_EQ(::write(a[1], "ping\n", 5), 5);
+    Child child = spawn_child(spec);
+    std::string got;
+    char buf[64];
+    pollfd p{b[0], POLLIN, 0};
+    if (::poll(&p, 1, 5000) > 0) {
+      ssize_t n = ::read(b[0], buf, sizeof buf);
+      if (n > 0) got.assign(buf, static_cast<size_t>(n));
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
+    close_pipes(child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_EQ(got, "ping-back\n") << (swapped ? "swapped" : "in order");
+  }
+  for (int fd : {a[0], a[1], b[0], b[1]}) ::close(fd);
 }
 
 TEST(SpawnChild, AMissingProgramExits127) {
