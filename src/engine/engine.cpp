@@ -99,8 +99,7 @@ std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32
       // While the SSD tier reads the cached prefix's tail, compute its head if that is faster.
       len = restore->claim(len, prefill_tok_s_);
       if (len == 0) {
-        PrefixHit h = restore->finish();
-        if (hit) *hit = h;
+        restore->finish();
         continue;
       }
     }
@@ -112,10 +111,8 @@ std::vector<float> Engine::prefill_cached(KVSequence& seq, std::span<const int32
     kv_->commit(seq, prompt.first(at + len), salt);
     if (at + len == n) last = logits;
   }
-  if (!restore->finished()) {
-    PrefixHit h = restore->finish();
-    if (hit) *hit = h;
-  }
+  const PrefixHit h = restore->finish();  // at once if finished above
+  if (hit) *hit = h;
   return last;
 }
 

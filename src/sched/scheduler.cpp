@@ -131,7 +131,7 @@ struct Scheduler::Impl {
 
   void loop();
   void admit(std::unique_ptr<Request> r);
-  void complete_restore(Request& r);
+  bool complete_restore(Request& r);
   void step();
   void deliver_token(Request& r, float* logits);
   bool reserve_batch();
@@ -209,8 +209,16 @@ void Scheduler::Impl::admit(std::unique_ptr<Request> r) {
   }
 }
 
-void Scheduler::Impl::complete_restore(Request& req) {
-  PrefixHit hit = req.restore->finish();
+// Waits for the request's prefix restore and counts what it served; a failure ends the request
+// (returns false).
+bool Scheduler::Impl::complete_restore(Request& req) {
+  PrefixHit hit;
+  try {
+    hit = req.restore->finish();
+  } catch (const std::exception& e) {
+    finish(req, StopReason::Error, fmt::format("restoring the cached prefix failed: {}", e.what()));
+    return false;
+  }
   req.restore.reset();
   req.result.cached_tokens = hit.tokens;
   if (!req.admitted_once) {
@@ -219,6 +227,7 @@ void Scheduler::Impl::complete_restore(Request& req) {
     counters.prompt_tokens_total += req.prompt_len;
     counters.cached_tokens_total += hit.tokens;
   }
+  return true;
 }
 
 void Scheduler::Impl::loop() {
@@ -389,13 +398,7 @@ void Scheduler::Impl::step() {
         if (!waiting) waiting = r.get();
         continue;  // the others go on meanwhile
       } else {
-        try {
-          complete_restore(*r);
-        } catch (const std::exception& e) {
-          finish(*r, StopReason::Error,
-                 fmt::format("restoring the cached prefix failed: {}", e.what()));
-          continue;
-        }
+        if (!complete_restore(*r)) continue;
         if (!r->prefilling()) continue;  // cannot happen: one prompt token is always computed
         n = std::min(r->prompt_len - r->kv.n_tokens, budget);
       }
@@ -418,12 +421,7 @@ void Scheduler::Impl::step() {
                        BatchItem::Logits::None});
       batch_owner.push_back(&r);
     } else {
-      try {
-        complete_restore(r);
-      } catch (const std::exception& e) {
-        finish(r, StopReason::Error,
-               fmt::format("restoring the cached prefix failed: {}", e.what()));
-      }
+      complete_restore(r);
       return;
     }
   }

@@ -379,19 +379,7 @@ struct HttpServer::Impl {
   static std::string finish_label(const Reply& reply, bool timed_out, bool disconnected) {
     if (timed_out) return "timeout";
     if (disconnected) return "client_disconnect";
-    switch (reply.result().reason) {
-      case StopReason::Eos:
-        return "eos";
-      case StopReason::Length:
-        return "length";
-      case StopReason::Stop:
-        return "stop";
-      case StopReason::Cancelled:
-        return "cancelled";
-      case StopReason::Error:
-        return "error";
-    }
-    return "other";
+    return stop_reason_name(reply.result().reason);
   }
 
   // Streaming: cpp-httplib calls pump() on the connection's thread until the stream ends.

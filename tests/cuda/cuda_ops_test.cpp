@@ -56,6 +56,41 @@ class CudaOps : public ::testing::Test {
     return v;
   }
 
+  // The raw kernels' batch (device arrays) for sequences given in row order as (cache, position
+  // of the first new row, new rows), their block tables padded to the longest.
+  struct SeqRows {
+    const KVSequence* kv;
+    int64_t pos0, rows;
+  };
+  cuda::PagedBatch batch(const KVLayout& L, int64_t layer, const std::vector<SeqRows>& seqs) {
+    std::vector<int32_t> q_start = {0}, pos0, row_seq;
+    int64_t width = 1, max_new = 0, max_ctx = 0;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      pos0.push_back(static_cast<int32_t>(seqs[s].pos0));
+      row_seq.insert(row_seq.end(), seqs[s].rows, static_cast<int32_t>(s));
+      q_start.push_back(static_cast<int32_t>(row_seq.size()));
+      width = std::max<int64_t>(width, static_cast<int64_t>(seqs[s].kv->block_ptrs.size()));
+      max_new = std::max(max_new, seqs[s].rows);
+      max_ctx = std::max(max_ctx, seqs[s].pos0 + seqs[s].rows);
+    }
+    std::vector<uint8_t*> table(seqs.size() * width, nullptr);
+    for (size_t s = 0; s < seqs.size(); ++s)
+      std::copy(seqs[s].kv->block_ptrs.begin(), seqs[s].kv->block_ptrs.end(),
+                table.begin() + s * width);
+    cuda::PagedBatch b;
+    cuda::set_geometry(b, L, layer);
+    b.n_seqs = static_cast<int>(seqs.size());
+    b.n_rows = static_cast<int64_t>(row_seq.size());
+    b.max_new = static_cast<int>(max_new);
+    b.max_ctx = static_cast<int>(max_ctx);
+    b.q_start = up(q_start);
+    b.pos0 = up(pos0);
+    b.row_seq = up(row_seq);
+    b.blocks = up(table);
+    b.table_width = static_cast<int>(width);
+    return b;
+  }
+
   std::vector<float> randn(size_t n, float scale = 1.0f) {
     std::normal_distribution<float> d(0.0f, scale);
     std::vector<float> v(n);
@@ -470,7 +505,9 @@ TEST_F(CudaOps, KvStoreAndAttentionMatchCpu) {
                                 hp.data(hs.blocks[b]) + L.k_offset(layer) + 2 * L.slab_bytes());
         auto db = down<uint8_t>(dp.data(ds.blocks[b]) + L.k_offset(layer), 2 * L.slab_bytes());
         // Slots past n in the last block hold whatever the pools held: compare token slots < n.
-        if ((b + 1) * s.bt <= n) EXPECT_EQ(hb, db) << "block " << b;
+        if ((b + 1) * s.bt <= n) {
+          EXPECT_EQ(hb, db) << "block " << b;
+        }
       }
       std::vector<float> ref(s.T * nh * s.hd);
       Tensor qc(q.data(), DType::F32, {s.T, nh, s.hd}),
@@ -483,21 +520,7 @@ TEST_F(CudaOps, KvStoreAndAttentionMatchCpu) {
         Tensor qg(up(q), DType::F32, {s.T, nh, s.hd}, Device::CUDA);
         void* out = poisoned(s.T * nh * s.hd * 4);
         // The raw entry with a one-sequence batch (as ops::attention builds it).
-        std::vector<int32_t> idx = {0, static_cast<int32_t>(s.T), static_cast<int32_t>(s.pos0)};
-        std::vector<int32_t> rows(s.T, 0);
-        std::vector<uint8_t*> table(ds.block_ptrs.begin(), ds.block_ptrs.end());
-        cuda::PagedBatch b;
-        cuda::set_geometry(b, L, layer);
-        b.n_seqs = 1;
-        b.n_rows = s.T;
-        b.max_new = static_cast<int>(s.T);
-        b.max_ctx = static_cast<int>(n);
-        int32_t* di = up(idx);
-        b.q_start = di;
-        b.pos0 = di + 2;
-        b.row_seq = up(rows);
-        b.blocks = up(table);
-        b.table_width = static_cast<int>(table.size());
+        const cuda::PagedBatch b = batch(L, layer, {{&ds, s.pos0, s.T}});
         cuda::attention(static_cast<const float*>(qg.data), b, nh, scale, s.window, out, DType::F32,
                         *cx, force);
         const double tol = force == 2 ? 1e-2 : s.kv == DType::F32 ? 1e-5 : 2e-3;
@@ -537,8 +560,9 @@ TEST_F(CudaOps, BatchedPagedAttentionManySequences) {
     BlockPool hp(L, 600), dp(L, 600, Device::CUDA, 0);
     std::vector<KVSequence> hs(B), ds(B);
     std::vector<std::vector<float>> ks(B), vs(B), qs(B);
-    int64_t T = 0, max_new = 0, max_blocks = 0, max_ctx = 0;
-    std::vector<int32_t> qstart, pos0, rowseq;
+    int64_t T = 0;
+    std::vector<SeqRows> seqs;
+    std::vector<int64_t> qstart;  // each sequence's first row, then the row count
     std::vector<float> q_all;
     for (int64_t s = 0; s < B; ++s) {
       const int64_t n = ctx_before[s] + new_rows[s];
@@ -552,30 +576,13 @@ TEST_F(CudaOps, BatchedPagedAttentionManySequences) {
       Tensor kg(up(ks[s]), DType::F32, {n, W}, Device::CUDA),
           vg(up(vs[s]), DType::F32, {n, W}, Device::CUDA);
       ops::kv_store(kg, vg, 0, ds[s].view(dp, 0), gpu);
-      qstart.push_back(static_cast<int32_t>(T));
-      pos0.push_back(static_cast<int32_t>(ctx_before[s]));
-      for (int64_t r = 0; r < new_rows[s]; ++r) rowseq.push_back(static_cast<int32_t>(s));
+      seqs.push_back({&ds[s], ctx_before[s], new_rows[s]});
+      qstart.push_back(T);
       q_all.insert(q_all.end(), qs[s].begin(), qs[s].end());
       T += new_rows[s];
-      max_new = std::max(max_new, new_rows[s]);
-      max_ctx = std::max(max_ctx, n);
-      max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(ds[s].blocks.size()));
     }
-    qstart.push_back(static_cast<int32_t>(T));
-    std::vector<uint8_t*> table(B * max_blocks, nullptr);
-    for (int64_t s = 0; s < B; ++s)
-      std::copy(ds[s].block_ptrs.begin(), ds[s].block_ptrs.end(), table.begin() + s * max_blocks);
-    cuda::PagedBatch b;
-    cuda::set_geometry(b, L, 0);
-    b.n_seqs = static_cast<int>(B);
-    b.n_rows = T;
-    b.max_new = static_cast<int>(max_new);
-    b.max_ctx = static_cast<int>(max_ctx);
-    b.q_start = up(qstart);
-    b.pos0 = up(pos0);
-    b.row_seq = up(rowseq);
-    b.blocks = up(table);
-    b.table_width = static_cast<int>(max_blocks);
+    qstart.push_back(T);
+    const cuda::PagedBatch b = batch(L, 0, seqs);
     const float* qd = up(q_all);
     void* out = poisoned(T * nh * hd * 2);
     cuda::attention(qd, b, nh, scale, 0, out, DType::BF16, *cx);
@@ -702,27 +709,8 @@ TEST_F(CudaOps, QkvFinishMatchesCpu) {
       ops::kv_store(kc, vc, pos0[q], hv, cpu);
     }
     // The GPU: both sequences in one batch.
-    std::vector<int32_t> idx = {0, static_cast<int32_t>(sh.ta), static_cast<int32_t>(T),
-                                static_cast<int32_t>(sh.pos0a), static_cast<int32_t>(sh.pos0b)};
-    std::vector<int32_t> rows(T);
-    for (int64_t r = 0; r < T; ++r) rows[r] = r < sh.ta ? 0 : 1;
-    const int width = static_cast<int>(std::max(ds[0].blocks.size(), ds[1].blocks.size()));
-    std::vector<uint8_t*> table(2 * width, nullptr);
-    for (int q = 0; q < 2; ++q)
-      for (size_t i = 0; i < ds[q].block_ptrs.size(); ++i)
-        table[q * width + i] = ds[q].block_ptrs[i];
-    cuda::PagedBatch b;
-    cuda::set_geometry(b, L, layer);
-    b.n_seqs = 2;
-    b.n_rows = T;
-    b.max_new = static_cast<int>(std::max(sh.ta, sh.tb));
-    b.max_ctx = static_cast<int>(std::max(sh.pos0a + sh.ta, sh.pos0b + sh.tb));
-    int32_t* di = up(idx);
-    b.q_start = di;
-    b.pos0 = di + 3;
-    b.row_seq = up(rows);
-    b.blocks = up(table);
-    b.table_width = width;
+    const cuda::PagedBatch b =
+        batch(L, layer, {{&ds[0], sh.pos0a, sh.ta}, {&ds[1], sh.pos0b, sh.tb}});
     float* q_out = static_cast<float*>(poisoned(T * Q * 4));
     cuda::qkv_finish(up(qkv), ld, sh.bias ? up(bias) : nullptr, sh.norms ? up(qn) : nullptr,
                      sh.norms ? up(kn) : nullptr, 1e-6f, up(cs), up(sn), nh, q_out, b, *cx);
@@ -749,7 +737,6 @@ TEST_F(CudaOps, QkvFinishMatchesCpu) {
           return bf16_to_f32(h);
       }
     };
-    const size_t esz = dtype_size(sh.kv);
     int64_t bad = 0;
     std::string first;
     for (int q = 0; q < 2; ++q)
@@ -847,21 +834,7 @@ TEST_F(CudaOps, Fp8KvStoreAndAttentionMatchCpu) {
           qkv[r * (s.hd + 2 * W) + s.hd + c] = ks[r * W + c];
           qkv[r * (s.hd + 2 * W) + s.hd + W + c] = vs[r * W + c];
         }
-      std::vector<int32_t> idx = {0, static_cast<int32_t>(len), static_cast<int32_t>(p)};
-      std::vector<int32_t> rows(len, 0);
-      std::vector<uint8_t*> table(qs.block_ptrs.begin(), qs.block_ptrs.end());
-      cuda::PagedBatch b;
-      cuda::set_geometry(b, L, layer);
-      b.n_seqs = 1;
-      b.n_rows = len;
-      b.max_new = static_cast<int>(len);
-      b.max_ctx = static_cast<int>(p + len);
-      int32_t* di = up(idx);
-      b.q_start = di;
-      b.pos0 = di + 2;
-      b.row_seq = up(rows);
-      b.blocks = up(table);
-      b.table_width = static_cast<int>(table.size());
+      const cuda::PagedBatch b = batch(L, layer, {{&qs, p, len}});
       float* q_out = static_cast<float*>(poisoned(len * s.hd * 4));
       cuda::qkv_finish(up(qkv), s.hd + 2 * W, nullptr, nullptr, nullptr, 1e-6f, up(cs), up(sn), 1,
                        q_out, b, *cx);
@@ -886,21 +859,7 @@ TEST_F(CudaOps, Fp8KvStoreAndAttentionMatchCpu) {
     const bool flash_ok = s.hd == 32 || s.hd == 64 || s.hd == 128;
     for (int force : {1, 2}) {
       if (force == 2 && !flash_ok) continue;
-      std::vector<int32_t> idx = {0, static_cast<int32_t>(s.T), static_cast<int32_t>(s.pos0)};
-      std::vector<int32_t> rows(s.T, 0);
-      std::vector<uint8_t*> table(ds.block_ptrs.begin(), ds.block_ptrs.end());
-      cuda::PagedBatch b;
-      cuda::set_geometry(b, L, layer);
-      b.n_seqs = 1;
-      b.n_rows = s.T;
-      b.max_new = static_cast<int>(s.T);
-      b.max_ctx = static_cast<int>(n);
-      int32_t* di = up(idx);
-      b.q_start = di;
-      b.pos0 = di + 2;
-      b.row_seq = up(rows);
-      b.blocks = up(table);
-      b.table_width = static_cast<int>(table.size());
+      const cuda::PagedBatch b = batch(L, layer, {{&ds, s.pos0, s.T}});
       void* out = poisoned(s.T * nh * s.hd * 4);
       cuda::attention(up(q), b, nh, scale, s.window, out, DType::F32, *cx, force);
       const std::vector<float> got = down<float>(out, s.T * nh * s.hd);

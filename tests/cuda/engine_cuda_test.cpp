@@ -29,6 +29,16 @@ std::vector<std::string> golden_dirs() {
   return out;
 }
 
+// An engine on GPU 0 with `kv` cache blocks (two host threads, no progress bar).
+EngineOptions gpu_options(DType kv) {
+  EngineOptions o;
+  o.threads = 2;
+  o.device = Device::CUDA;
+  o.kv_dtype = kv;
+  o.load.show_progress = false;
+  return o;
+}
+
 double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   double d = 0, n = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -44,12 +54,7 @@ TEST(CudaEngine, GoldensPassUnderBf16Criteria) {
   if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
   for (const std::string& dir : dirs)
     for (DType kv : {DType::BF16, DType::F16, DType::F32}) {
-      EngineOptions o;
-      o.threads = 2;
-      o.device = Device::CUDA;
-      o.kv_dtype = kv;
-      o.load.show_progress = false;
-      Engine e(dir, o);
+      Engine e(dir, gpu_options(kv));
       for (const VerifyCase& c : verify_reference(e, dir + "/reference.safetensors", 2e-2, true))
         EXPECT_TRUE(c.passed) << dir << " kv " << dtype_name(kv) << ": " << c.name << " error "
                               << c.error << " " << c.detail;
@@ -64,12 +69,7 @@ TEST(CudaEngine, GoldensPassFp32CriteriaWithF32Activations) {
   if (dirs.empty()) GTEST_SKIP() << "no goldens (set HWLEDGER_GOLDEN_DIR)";
   setenv("HWLEDGER_CUDA_ACT", "f32", 1);
   for (const std::string& dir : dirs) {
-    EngineOptions o;
-    o.threads = 2;
-    o.device = Device::CUDA;
-    o.kv_dtype = DType::F32;
-    o.load.show_progress = false;
-    Engine e(dir, o);
+    Engine e(dir, gpu_options(DType::F32));
     for (const VerifyCase& c : verify_reference(e, dir + "/reference.safetensors", 1e-3, false))
       EXPECT_TRUE(c.passed) << dir << ": " << c.name << " error " << c.error << " " << c.detail;
   }
@@ -91,10 +91,14 @@ TEST(CudaEngine, DISABLED_PrecisionBreakdown) {
     const char* act;
   };
   // act "-": the default (f16 activations with the down projection's guard); "bf16": before.
-  const Cfg cfgs[] = {{"none", "bf16"},        {"head", "bf16"},
-                      {"decode,head", "bf16"}, {"decode,head,split", "bf16"},
-                      {"decode,head,proj", "bf16"}, {"decode,head", ""},
-                      {"decode,head,split", ""},    {"none", ""}};
+  const Cfg cfgs[] = {{"none", "bf16"},
+                      {"head", "bf16"},
+                      {"decode,head", "bf16"},
+                      {"decode,head,split", "bf16"},
+                      {"decode,head,proj", "bf16"},
+                      {"decode,head", ""},
+                      {"decode,head,split", ""},
+                      {"none", ""}};
   std::printf("%-24s %-4s %-11s %-4s %-10s %-8s %-8s %-8s %-5s %-10s %s\n", "prec", "act", "golden",
               "kv", "single", "short", "medium", "long", "bad", "min_marg", "gen");
   for (const Cfg& cf : cfgs) {
@@ -105,15 +109,11 @@ TEST(CudaEngine, DISABLED_PrecisionBreakdown) {
       unsetenv("HWLEDGER_CUDA_ACT");
     for (const std::string& dir : dirs)
       for (DType kv : {DType::BF16, DType::F16, DType::F32, DType::F8_E4M3}) {
-        EngineOptions o;
-        o.threads = 2;
-        o.device = Device::CUDA;
-        o.kv_dtype = kv;
-        o.load.show_progress = false;
-        Engine e(dir, o);
+        Engine e(dir, gpu_options(kv));
         std::map<std::string, double> err;
         std::string bad, gen;
-        for (const VerifyCase& c : verify_reference(e, dir + "/reference.safetensors", 2e-2, true)) {
+        for (const VerifyCase& c :
+             verify_reference(e, dir + "/reference.safetensors", 2e-2, true)) {
           err[c.name] = c.error;
           if (c.name.rfind("logits_", 0) == 0 && c.detail.find("differ") != std::string::npos)
             bad += c.name.substr(7, 1);
